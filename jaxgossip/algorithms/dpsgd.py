@@ -1,0 +1,128 @@
+"""Centralized and decentralized parallel SGD: C-PSGD, D-PSGD (both orders), naive compressed D-PSGD."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer, local_direction
+from jaxgossip.compressors._base import FLOAT_BITS, Compressor, compress_rows
+
+__all__ = ["cpsgd", "dpsgd", "naive_compressed", "SGDState", "local_step"]
+
+ORDERS = ("paper", "survey")
+PATTERNS = ("allreduce", "parameter_server")
+
+
+class SGDState(NamedTuple):
+    x: jax.Array  # (n, d) models
+    opt: tuple  # per-worker optax state (empty for plain SGD)
+
+
+def _init(algo, X0, ctx):
+    return SGDState(X0, init_optimizer(algo.optimizer, X0))
+
+
+def local_step(algo, state, key, ctx):
+    """``lr * U`` where U is the local direction at the current models (the stochastic gradient for plain SGD).
+
+    Gradients use ``fold_in(key, 0)``'s per-worker keys; compressors should use ``fold_in(key, 1)`` and up.
+    """
+    G, _ = ctx.problem.stochastic_grads(jax.random.fold_in(key, 0), state.x)
+    U, opt = local_direction(algo.optimizer, G, state.opt, state.x)
+    return algo.hyper["lr"] * U, opt
+
+
+# ---- C-PSGD ----------------------------------------------------------------------------------------------------------
+def _cpsgd_update(algo, state, key, ctx):
+    step, opt = local_step(algo, state, key, ctx)
+    return SGDState(state.x - jnp.mean(step, axis=0, keepdims=True), opt)
+
+
+def _cpsgd_step_allreduce(algo, state, key, ctx):
+    d = state.x.shape[1]
+    return _cpsgd_update(algo, state, key, ctx), ctx.pricing.allreduce(key, FLOAT_BITS * d, ctx.problem.batch_size)
+
+
+def _cpsgd_step_ps(algo, state, key, ctx):
+    d = state.x.shape[1]
+    cost = ctx.pricing.parameter_server(key, FLOAT_BITS * d, FLOAT_BITS * d, ctx.problem.batch_size)
+    return _cpsgd_update(algo, state, key, ctx), cost
+
+
+def cpsgd(lr=0.1, pattern: str = "allreduce", optimizer=None) -> Algorithm:
+    """Centralized parallel (mini-batch) SGD: x_{t+1} = x_t - lr * mean_i g_i (Liu & Zhang, Sec. 2).
+
+    All workers hold the same model; the average is exact, priced as a ring AllReduce or one parameter server.
+
+    Args:
+      lr: step size gamma (traced).
+      pattern: ``"allreduce"`` or ``"parameter_server"`` (static).
+      optimizer: optional optax transformation giving the direction at unit step size (``optax.scale_by_adam()``,
+        ``optax.trace(0.9)``); the update is ``-lr * direction``.
+    """
+    if pattern not in PATTERNS:
+        raise ValueError(f"cpsgd: pattern must be one of {PATTERNS}, got {pattern!r}.")
+    step = _cpsgd_step_allreduce if pattern == "allreduce" else _cpsgd_step_ps
+    return Algorithm({"lr": as_float("cpsgd", "lr", lr, 0)}, "cpsgd", _init, step, "centralized",
+                     check_optimizer("cpsgd", optimizer))
+
+
+# ---- D-PSGD ----------------------------------------------------------------------------------------------------------
+def _gossip_cost(key, ctx, msg_bits):
+    return ctx.pricing.gossip(key, msg_bits, ctx.problem.batch_size)
+
+
+def _dpsgd_step_paper(algo, state, key, ctx):
+    step, opt = local_step(algo, state, key, ctx)
+    x = ctx.mixing(state.x) - step
+    return SGDState(x, opt), _gossip_cost(key, ctx, FLOAT_BITS * state.x.shape[1])
+
+
+def _dpsgd_step_survey(algo, state, key, ctx):
+    step, opt = local_step(algo, state, key, ctx)
+    x = ctx.mixing(state.x - step)
+    return SGDState(x, opt), _gossip_cost(key, ctx, FLOAT_BITS * state.x.shape[1])
+
+
+def dpsgd(lr=0.1, order: str = "paper", optimizer=None) -> Algorithm:
+    """Decentralized parallel SGD (Lian et al. 2017).
+
+    ``order="paper"``: X_{t+1} = W X_t - gamma G(X_t) (Tang et al. 2018, Sec. 3);
+    ``order="survey"``: X_{t+1} = W (X_t - gamma G(X_t)) (Liu & Zhang, eq. 5.2).
+
+    Args:
+      lr: step size gamma (traced).
+      order: ``"paper"`` or ``"survey"`` (static).
+      optimizer: optional optax direction transformation (see :func:`cpsgd`).
+    """
+    if order not in ORDERS:
+        raise ValueError(f"dpsgd: order must be one of {ORDERS}, got {order!r}.")
+    step = _dpsgd_step_paper if order == "paper" else _dpsgd_step_survey
+    return Algorithm({"lr": as_float("dpsgd", "lr", lr, 0)}, "dpsgd", _init, step, "decentralized",
+                     check_optimizer("dpsgd", optimizer))
+
+
+# ---- naive compressed D-PSGD -----------------------------------------------------------------------------------------
+def _naive_step(algo, state, key, ctx):
+    comp = algo.hyper["compressor"]
+    step, opt = local_step(algo, state, key, ctx)
+    CX = compress_rows(comp, jax.random.fold_in(key, 1), state.x)
+    # W_ii x_i + sum_{j != i} W_ij C(x_j) = (W C(X))_i + W_ii (x_i - C(x_i))
+    x = ctx.mixing(CX) + ctx.mixing.diag[:, None] * (state.x - CX) - step
+    return SGDState(x, opt), _gossip_cost(key, ctx, comp.bits(state.x.shape[1]))
+
+
+def naive_compressed(lr=0.1, compressor: Compressor | None = None, optimizer=None) -> Algorithm:
+    """Naive compressed D-PSGD (Tang et al. 2018, Sec. 3, Fig. 1): neighbours exchange compressed models,
+
+        x_{t+1}^(i) = W_ii x_t^(i) + sum_{j != i} W_ij C(x_t^(j)) - gamma g_i.
+
+    The compression error enters the models directly and never shrinks, so the iterates stall at an error floor.
+    """
+    if not isinstance(compressor, Compressor):
+        raise ValueError("naive_compressed: compressor must be a jg.compressors.Compressor (e.g. quantize(bits=4)).")
+    return Algorithm({"lr": as_float("naive_compressed", "lr", lr, 0), "compressor": compressor}, "naive_compressed",
+                     _init, _naive_step, "decentralized", check_optimizer("naive_compressed", optimizer))

@@ -1,0 +1,69 @@
+"""Identity and randomized uniform quantization (survey eq. 3.1)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxgossip.compressors._base import FLOAT_BITS, Compressor, check_range
+
+__all__ = ["identity", "quantize"]
+
+
+def _identity_fn(key, x):
+    del key
+    return x
+
+
+def _identity_bits(d):
+    return FLOAT_BITS * d
+
+
+def identity() -> Compressor:
+    """No compression: a float32 message of d values."""
+    return Compressor({}, "identity", _identity_fn, _identity_bits, unbiased=True)
+
+
+def _stochastic_round(key, u):
+    """Round u (in level units) down or up at random so that E[result] = u."""
+    low = jnp.floor(u)
+    return low + (jax.random.uniform(key, u.shape, u.dtype) < (u - low)).astype(u.dtype)
+
+
+def _quantize_fn(key, x, bucket, bits):
+    shape = x.shape
+    flat = x.reshape(-1)
+    d = flat.shape[0]
+    size = d if bucket is None else bucket
+    pad = (-d) % size
+    v = jnp.pad(flat, (0, pad), mode="edge").reshape(-1, size)
+    lo = v.min(axis=1, keepdims=True)
+    hi = v.max(axis=1, keepdims=True)
+    levels = jnp.exp2(jnp.asarray(bits, x.dtype)) - 1.0
+    width = jnp.where(hi > lo, hi - lo, 1.0)
+    u = (v - lo) / width * levels
+    q = lo + _stochastic_round(key, u) * width / levels
+    return q.reshape(-1)[:d].reshape(shape)
+
+
+def _quantize_bits(d, bucket, bits):
+    buckets = 1 if bucket is None else -(-d // bucket)
+    return d * bits + 2 * FLOAT_BITS * buckets
+
+
+def quantize(bits=8, bucket: int | None = None) -> Compressor:
+    """Randomized quantization to 2^b uniform knobs over [min x, max x] (Liu & Zhang, eq. 3.1); unbiased.
+
+    Each value is rounded to one of its two neighbouring knobs c_i <= x < c_{i+1}, up with probability
+    (x - c_i) / (c_{i+1} - c_i). A message is ``d * bits`` for the knob indices plus two float32 values (min, max) per
+    bucket.
+
+    Args:
+      bits: bits per value b, 1 <= b <= 32 (traced: a sweep over it is a vmap).
+      bucket: optional bucket size; each bucket of this many consecutive values gets its own [min, max] (static).
+    """
+    check_range("quantize", "bits", bits, 1, 32)
+    if bucket is not None and (not isinstance(bucket, int) or bucket < 1):
+        raise ValueError(f"quantize: bucket must be a positive integer or None, got {bucket!r}.")
+    return Compressor({"bits": jnp.asarray(bits, jnp.float32)}, "quantize", _quantize_fn, _quantize_bits,
+                      unbiased=True, static=(bucket,))

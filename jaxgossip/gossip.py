@@ -1,0 +1,123 @@
+"""Gossip backends: one signature, ``mixing(X) == W @ X`` for an (n, d) stack X.
+
+* ``dense``: the reference, ``W @ X`` (O(n^2 d) work; fine for small n).
+* ``gather``: ``sum_k weight[i, k] X[index[i, k]]`` over a padded neighbour table, O(n deg d) work and memory.
+* ``shift``: ``w_0 X + sum_k w_k X[perm_k]`` for graphs that are weighted sums of permutations (ring, torus, hypercube,
+  exponential, complete); under a sharded worker axis XLA lowers the permutations to collective permutes.
+
+The weights are traced arrays (so a sweep may vmap over mixing matrices of the same n); the structure (backend, table
+shapes) is static. A :class:`Mixing` also exposes ``diag`` (the W_ii), which naive compressed gossip needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxgossip.topology import Topology, TimeVarying
+
+BACKENDS = ("auto", "dense", "gather", "shift")
+
+__all__ = ["Mixing", "make_mixing", "BACKENDS", "DENSE_MAX_N"]
+
+#: Below this n the dense einsum is fastest; above it "auto" gathers neighbours (or shifts).
+DENSE_MAX_N = 64
+
+
+@struct.dataclass
+class Mixing:
+    """A traced mixing operator. Call it on an (n, d) stack: ``mixing(X) == W @ X``.
+
+    Attributes:
+      weights: dense: (n, n) W; gather: (n, k) neighbour weights; shift: (K + 1,) weights, self first.
+      index: gather: (n, k) neighbour indices; shift: (K, n) permutations; dense: unused (shape (0,)).
+      diag: (n,) the self weights W_ii.
+      backend: static name of the backend.
+    """
+
+    weights: jax.Array
+    index: jax.Array
+    diag: jax.Array
+    backend: str = struct.field(pytree_node=False, default="dense")
+
+    def __call__(self, X: jax.Array) -> jax.Array:
+        if self.backend == "dense":
+            return jnp.einsum("ij,j...->i...", self.weights.astype(X.dtype), X, precision=jax.lax.Precision.HIGHEST)
+        if self.backend == "gather":
+            w = self.weights.astype(X.dtype)
+            out = w[:, 0, None] * X[self.index[:, 0]]
+            for k in range(1, self.index.shape[1]):  # static loop over the (small) degree, not over workers
+                out = out + w[:, k, None] * X[self.index[:, k]]
+            return out
+        if self.backend == "shift":
+            w = self.weights.astype(X.dtype)
+            out = w[0] * X
+            for k in range(self.index.shape[0]):
+                out = out + w[k + 1] * jnp.take(X, self.index[k], axis=0)
+            return out
+        raise ValueError(f"unknown gossip backend {self.backend!r}")
+
+    def minus_identity(self, X: jax.Array) -> jax.Array:
+        """``(W - I) X``."""
+        return self(X) - X
+
+
+def _choose_backend(topology: Topology, backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    if backend == "shift" and topology.permutations is None:
+        raise ValueError(f"backend='shift' needs a shift-structured graph (ring, torus, ...); {topology.name} is not one.")
+    if backend != "auto":
+        return backend
+    if topology.n <= DENSE_MAX_N:
+        return "dense"
+    return "shift" if topology.permutations is not None else "gather"
+
+
+def _single(topology: Topology, backend: str) -> Mixing:
+    diag = jnp.asarray(np.diag(topology.W), jnp.float32)
+    if backend == "dense":
+        return Mixing(jnp.asarray(topology.W, jnp.float32), jnp.zeros((0,), jnp.int32), diag, "dense")
+    if backend == "gather":
+        index, weight = topology.gather_index
+        return Mixing(jnp.asarray(weight, jnp.float32), jnp.asarray(index), diag, "gather")
+    w0, perms = topology.permutations
+    weights = jnp.asarray([w0] + [w for _, w in perms], jnp.float32)
+    index = jnp.asarray(np.stack([p for p, _ in perms]) if perms else np.zeros((0, topology.n), np.int32))
+    return Mixing(weights, index, diag, "shift")
+
+
+def make_mixing(topology: Topology | TimeVarying, backend: str = "auto") -> Mixing:
+    """Build the traced mixing operator of a topology.
+
+    For a :class:`TimeVarying` topology the arrays get a leading axis of length K (one per graph, same backend and
+    padded shapes); :func:`select` picks step t's.
+    """
+    if isinstance(topology, TimeVarying):
+        tops = topology.topologies
+        chosen = {_choose_backend(t, backend) for t in tops}
+        b = "dense" if len(chosen) > 1 or "shift" in chosen else chosen.pop()
+        if b == "gather":
+            k = max(t.max_degree for t in tops) + 1
+            mixes = []
+            for t in tops:
+                m = _single(t, "gather")
+                pad = k - m.index.shape[1]
+                idx = jnp.concatenate([m.index, jnp.tile(m.index[:, :1], (1, pad))], axis=1)
+                w = jnp.concatenate([m.weights, jnp.zeros((t.n, pad), m.weights.dtype)], axis=1)
+                mixes.append(Mixing(w, idx, m.diag, "gather"))
+        else:
+            mixes = [_single(t, "dense") for t in tops]
+        return jax.tree.map(lambda *a: jnp.stack(a), *mixes)
+    return _single(topology, _choose_backend(topology, backend))
+
+
+def select(mixing: Mixing, step: Any, period: int) -> Mixing:
+    """Step ``step``'s mixing from a time-varying stack of ``period`` graphs (identity for period 0 = static)."""
+    if period == 0:
+        return mixing
+    return jax.tree.map(lambda a: a[step % period], mixing)

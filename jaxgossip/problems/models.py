@@ -1,0 +1,237 @@
+"""Problem builders: least squares (exact optimum), L2 logistic regression (binary / multinomial), a flax MLP."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+from jax.flatten_util import ravel_pytree
+
+from jaxgossip.problems import data as data_lib
+from jaxgossip.problems._base import Problem
+
+__all__ = ["quadratic", "logistic_regression", "mlp", "Linear", "MLP"]
+
+
+# ---- models: frozen dataclasses, so equal configurations are equal static fields (one compile) -------------------------
+@dataclasses.dataclass(frozen=True)
+class Linear:
+    """``X @ W + b`` with W (p, k), b (k,) read from a flat vector (k = 1: a scalar output per sample)."""
+
+    p: int
+    k: int
+    bias: bool = True
+
+    @property
+    def d(self) -> int:
+        return self.p * self.k + self.k * self.bias
+
+    def __call__(self, x, X):
+        W = x[: self.p * self.k].reshape(self.p, self.k)
+        out = X.reshape(X.shape[0], -1) @ W
+        if self.bias:
+            out = out + x[self.p * self.k :]
+        return out[:, 0] if self.k == 1 else out
+
+
+class _MLPModule(nn.Module):
+    hidden: tuple
+    out: int
+
+    @nn.compact
+    def __call__(self, X):
+        for h in self.hidden:
+            X = nn.relu(nn.Dense(h)(X))
+        return nn.Dense(self.out)(X)
+
+
+@dataclasses.dataclass(frozen=True)
+class MLP:
+    """A flax MLP (ReLU hidden layers) applied from a flat parameter vector."""
+
+    p: int
+    hidden: tuple
+    out: int
+
+    @property
+    def module(self):
+        return _MLPModule(self.hidden, self.out)
+
+    def init(self, key):
+        params = self.module.init(key, jnp.zeros((1, self.p)))
+        flat, _ = ravel_pytree(params)
+        return flat
+
+    @functools.cached_property
+    def _unravel(self):
+        shapes = jax.eval_shape(self.module.init, jax.random.key(0), jnp.zeros((1, self.p)))
+        zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+        return ravel_pytree(zeros)[1]
+
+    def __call__(self, x, X):
+        return self.module.apply(self._unravel(x), X.reshape(X.shape[0], -1))
+
+
+def squared_loss(out, y):
+    return 0.5 * (out - y) ** 2
+
+
+def logistic_loss(out, y):
+    """Binary (out a scalar logit, y in {0, 1}) or multinomial (out logits, y an integer class)."""
+    if out.ndim == 1:
+        return jnp.logaddexp(0.0, out) - y * out
+    return -jnp.take_along_axis(jax.nn.log_softmax(out), y[:, None].astype(jnp.int32), axis=1)[:, 0]
+
+
+# ---- checks --------------------------------------------------------------------------------------------------------
+def _check_batch(batch_size, counts):
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if batch_size > counts.min():
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the smallest worker's data ({int(counts.min())} samples); "
+            f"use batch_size <= {int(counts.min())} or fewer workers."
+        )
+
+
+def _problem(shards, test, x0, model, loss, batch_size, name, reg, grad_noise=0.0, x_star=None, f_star=None,
+             classification=False, L=None, mu=None):
+    X, y, counts = shards
+    _check_batch(batch_size, counts)
+    if reg < 0:
+        raise ValueError(f"reg must be >= 0, got {reg}.")
+    return Problem(
+        data_x=jnp.asarray(X, jnp.float32), data_y=jnp.asarray(y), counts=jnp.asarray(counts, jnp.int32),
+        test_x=jnp.asarray(test[0], jnp.float32), test_y=jnp.asarray(test[1]),
+        x0=jnp.asarray(x0, jnp.float32), reg=jnp.asarray(reg, jnp.float32), grad_noise=jnp.asarray(grad_noise, jnp.float32),
+        x_star=None if x_star is None else jnp.asarray(x_star, jnp.float32),
+        f_star=None if f_star is None else jnp.asarray(f_star, jnp.float32),
+        model=model, loss=loss, batch_size=int(batch_size), name=name, classification=classification,
+        L=None if L is None else float(L), mu=None if mu is None else float(mu),
+    )
+
+
+# ---- least squares -------------------------------------------------------------------------------------------------
+def quadratic(n_workers: int = 16, dim: int = 20, samples_per_worker: int = 50, heterogeneity: float = 1.0,
+              noise: float = 0.1, condition_number: float = 10.0, reg: float = 0.0, batch_size: int = 1,
+              grad_noise: float = 0.0, seed: int = 0) -> Problem:
+    """Least squares ``f_i(x) = (1 / 2m) ||A_i x - b_i||^2`` with a known optimum (computed exactly, float64).
+
+    Features have covariance eigenvalues log-spaced over [1 / condition_number, 1]; worker i's targets come from its own
+    teacher ``x_true + heterogeneity * u_i`` plus label noise, so ``heterogeneity`` sets how far the local optima sit
+    from the global one. ``grad_noise`` adds Gaussian noise to every stochastic gradient.
+    """
+    if condition_number < 1:
+        raise ValueError(f"condition_number must be >= 1, got {condition_number}.")
+    if not isinstance(samples_per_worker, (int, np.integer)) or samples_per_worker < 1:
+        raise ValueError(f"samples_per_worker must be a positive integer, got {samples_per_worker!r}.")
+    if not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
+        raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}.")
+    rng = np.random.default_rng(seed)
+    scales = np.sqrt(np.logspace(0, -np.log10(condition_number), dim))
+    A = rng.standard_normal((n_workers, samples_per_worker, dim)) * scales
+    x_true = rng.standard_normal(dim)
+    teachers = x_true + heterogeneity * rng.standard_normal((n_workers, dim))
+    b = np.einsum("nmd,nd->nm", A, teachers) + noise * rng.standard_normal((n_workers, samples_per_worker))
+    m = samples_per_worker
+    H = np.einsum("nmd,nme->de", A, A) / (n_workers * m) + reg * np.eye(dim)
+    rhs = np.einsum("nmd,nm->d", A, b) / (n_workers * m)
+    x_star = np.linalg.solve(H, rhs)
+    f_star = np.mean(0.5 * (np.einsum("nmd,d->nm", A, x_star) - b) ** 2) + 0.5 * reg * x_star @ x_star
+    eig = np.linalg.eigvalsh(H)
+    counts = np.full(n_workers, m)
+    return _problem((A, b, counts), (A[0, :0], b[0, :0]), np.zeros(dim), Linear(dim, 1, bias=False), squared_loss, batch_size,
+                    f"quadratic(d={dim})", reg, grad_noise, x_star, f_star, False, eig.max(), eig.min())
+
+
+# ---- logistic regression -------------------------------------------------------------------------------------------
+def _logistic_optimum(X, y, counts, k, reg):
+    """Minimize the global objective in float64 with L-BFGS (scipy); returns (x*, f*)."""
+    from scipy.optimize import minimize
+
+    n, m, p = X.shape
+    mask = (np.arange(m)[None, :] < counts[:, None]) / counts[:, None] / n  # sample weights, sum to 1
+    Xf = X.reshape(-1, p).astype(np.float64)
+    w = mask.reshape(-1)
+    yf = y.reshape(-1)
+
+    def f(x):
+        W = x[: p * k].reshape(p, k)
+        z = Xf @ W + x[p * k :]
+        if k == 1:
+            z = z[:, 0]
+            per = np.logaddexp(0, z) - yf * z
+            dz = (1 / (1 + np.exp(-z)) - yf)[:, None]
+        else:
+            zmax = z.max(axis=1, keepdims=True)
+            lse = zmax[:, 0] + np.log(np.exp(z - zmax).sum(axis=1))
+            per = lse - z[np.arange(len(yf)), yf]
+            prob = np.exp(z - lse[:, None])
+            prob[np.arange(len(yf)), yf] -= 1
+            dz = prob
+        val = w @ per + 0.5 * reg * x @ x
+        gW = Xf.T @ (w[:, None] * dz)
+        gb = (w[:, None] * dz).sum(axis=0)
+        return val, np.concatenate([gW.ravel(), gb]) + reg * x
+
+    res = minimize(f, np.zeros(p * k + k), jac=True, method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-12, "ftol": 1e-15})
+    return res.x, res.fun
+
+
+def logistic_regression(data="digits", n_workers: int = 16, partition: str = "iid", batch_size: int = 8,
+                        reg: float = 1e-3, alpha: float = 0.5, seed: int = 0, solve_optimum: bool = True,
+                        num_samples: int | None = None) -> Problem:
+    """L2-regularized logistic regression, binary (sigmoid) for two classes, multinomial (softmax) otherwise.
+
+    Strongly convex with mu = reg; L <= lambda_max(sum of sample outer products) / 4 + reg (binary) or / 2 (multinomial).
+    With ``solve_optimum`` the optimum is found in float64 (L-BFGS), so ``suboptimality`` and ``dist_to_opt`` are
+    reported.
+
+    Args:
+      data: a data set name from ``jg.problems.DATASETS`` or user arrays ``(X, y)`` / ``(X, y, X_test, y_test)``.
+      n_workers: number of workers n.
+      partition: ``"iid"``, ``"label"`` or ``"dirichlet"`` (with ``alpha``).
+      batch_size: per-worker minibatch size; must not exceed the smallest worker's share.
+      reg: L2 coefficient (> 0 for strong convexity).
+      seed: seeds the train/test split and the partition.
+    """
+    Xtr, ytr, Xte, yte = data_lib.load(data, seed=seed, num_samples=num_samples)
+    classes = np.unique(ytr)
+    if len(classes) < 2:
+        raise ValueError("logistic_regression: the labels must hold at least two classes.")
+    remap = {c: i for i, c in enumerate(classes)}
+    ytr = np.array([remap[c] for c in ytr])
+    yte = np.array([remap.get(c, 0) for c in yte])
+    k = 1 if len(classes) == 2 else len(classes)
+    shards = data_lib.partition(Xtr, ytr, n_workers, partition, alpha, seed)
+    p = Xtr.shape[1]
+    x_star = f_star = None
+    if solve_optimum:
+        x_star, f_star = _logistic_optimum(shards[0], shards[1], shards[2], k, reg)
+    Xa = np.concatenate([Xtr, np.ones((len(Xtr), 1))], axis=1)
+    L = np.linalg.eigvalsh(Xa.T @ Xa / len(Xa)).max() * (0.25 if k == 1 else 0.5) + reg
+    name = data if isinstance(data, str) else "arrays"
+    return _problem(shards, (Xte, yte), np.zeros(p * k + k), Linear(p, k), logistic_loss, batch_size,
+                    f"logistic({name}, {partition})", reg, 0.0, x_star, f_star, True, L, reg if reg > 0 else None)
+
+
+# ---- MLP -------------------------------------------------------------------------------------------------------------
+def mlp(data="mnist1d", n_workers: int = 16, hidden=(64,), partition: str = "iid", batch_size: int = 16,
+        reg: float = 0.0, alpha: float = 0.5, seed: int = 0, num_samples: int | None = None) -> Problem:
+    """A flax MLP with ReLU hidden layers and softmax cross-entropy (non-convex)."""
+    Xtr, ytr, Xte, yte = data_lib.load(data, seed=seed, num_samples=num_samples)
+    classes = np.unique(ytr)
+    remap = {c: i for i, c in enumerate(classes)}
+    ytr = np.array([remap[c] for c in ytr])
+    yte = np.array([remap.get(c, 0) for c in yte])
+    hidden = tuple(int(h) for h in np.atleast_1d(hidden))
+    model = MLP(Xtr.shape[1], hidden, len(classes))
+    shards = data_lib.partition(Xtr, ytr, n_workers, partition, alpha, seed)
+    x0 = model.init(jax.random.key(seed))
+    name = data if isinstance(data, str) else "arrays"
+    return _problem(shards, (Xte, yte), x0, model, logistic_loss, batch_size, f"mlp({name}, {hidden})", reg,
+                    classification=True)

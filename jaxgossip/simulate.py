@@ -1,0 +1,290 @@
+"""The driver: a whole run is compiled ``lax.scan`` chunks; Python only loops over chunks (for the progress bar).
+
+Inside one compiled chunk an outer scan runs ``evals_per_chunk`` evaluation blocks, each an inner scan of
+``eval_every`` steps followed by the metrics of the stack. Step t's key is ``fold_in(key(seed), t)`` and worker i's is
+``fold_in(step key, i)``, so the numbers do not depend on how the worker axis is laid out over devices. A non-finite or
+exploding loss freezes the state and marks the run diverged instead of raising.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgossip import gossip
+from jaxgossip.algorithms._base import Algorithm, Context
+from jaxgossip.cost import ComputeModel, Network, Pricing
+from jaxgossip.problems._base import Problem
+from jaxgossip.result import Result
+from jaxgossip.topology import TimeVarying, Topology, complete
+
+__all__ = ["simulate", "prepare", "Prepared", "TRACE_COUNT", "worker_sharding"]
+
+#: How many times the chunk function has been traced (a test checks one compile per static configuration).
+TRACE_COUNT = {"chunk": 0}
+
+
+class Carry(NamedTuple):
+    state: Any
+    t: jax.Array  # int32 step counter
+    stopped: jax.Array  # bool: diverged, state frozen
+    loss0: jax.Array  # loss at step 0 (divergence reference)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Everything a run needs, validated and built (shared by simulate, sweep and checkpointing)."""
+
+    problem: Problem
+    algorithm: Algorithm
+    mixing: gossip.Mixing
+    pricing: Pricing
+    period: int
+    steps: int
+    eval_every: int
+    seed: int
+    sharding: Any
+    config: dict
+
+
+def _check_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"simulate: {name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def worker_sharding(n: int, shard):
+    """A NamedSharding of the worker axis over all devices, or None (one device)."""
+    devices = jax.devices()
+    if shard is False or len(devices) == 1:
+        return None
+    if n % len(devices):
+        if shard is True:
+            raise ValueError(
+                f"simulate: n={n} workers cannot be split evenly over {len(devices)} devices; use a multiple of "
+                f"{len(devices)} or shard=False."
+            )
+        return None
+    mesh = jax.sharding.Mesh(np.array(devices), ("workers",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("workers"))
+
+
+def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None, network=None, compute=None,
+            backend="auto", shard="auto") -> Prepared:
+    """Validate the inputs (clear errors naming the argument, before anything compiles) and build the pieces."""
+    if not isinstance(problem, Problem):
+        raise ValueError(f"simulate: problem must be a jg.problems.Problem, got {type(problem).__name__}.")
+    if not isinstance(algorithm, Algorithm):
+        raise ValueError(f"simulate: algorithm must be a jg.algorithms.Algorithm, got {type(algorithm).__name__}.")
+    steps = _check_int("steps", steps)
+    eval_every = _check_int("eval_every", eval_every if eval_every is not None else max(1, steps // 100))
+    if steps % eval_every:
+        raise ValueError(f"simulate: steps ({steps}) must be a multiple of eval_every ({eval_every}).")
+    seed = _check_int("seed", seed, 0)
+    if shard not in ("auto", True, False):
+        raise ValueError(f"simulate: shard must be 'auto', True or False, got {shard!r}.")
+    if topology is None:
+        if algorithm.kind == "decentralized":
+            raise ValueError(f"simulate: {algorithm.name} is decentralized and needs a topology (e.g. jg.topology.ring(n)).")
+        topology = complete(problem.n)
+    if not isinstance(topology, (Topology, TimeVarying)):
+        raise ValueError(f"simulate: topology must be a jg.topology.Topology, got {type(topology).__name__}.")
+    if topology.n != problem.n:
+        raise ValueError(f"simulate: the topology has n={topology.n} workers but the problem has n={problem.n}.")
+    network = Network() if network is None else network
+    compute = ComputeModel() if compute is None else compute
+    if not isinstance(network, Network):
+        raise ValueError(f"simulate: network must be a jg.Network, got {type(network).__name__}.")
+    if not isinstance(compute, ComputeModel):
+        raise ValueError(f"simulate: compute must be a jg.ComputeModel, got {type(compute).__name__}.")
+    sharding = worker_sharding(problem.n, shard)
+    mixing = gossip.make_mixing(topology, backend)
+    period = len(topology.topologies) if isinstance(topology, TimeVarying) else 0
+    pricing = Pricing(network, compute, jnp.asarray(topology.degrees, jnp.float32), problem.n)
+    config = {
+        "algorithm": {"name": algorithm.name, **_hyper_summary(algorithm.hyper)},
+        "problem": problem.name,
+        "n": problem.n,
+        "d": problem.d,
+        "batch_size": problem.batch_size,
+        "topology": getattr(topology, "name", "custom"),
+        "rho": float(topology.rho),
+        "steps": steps,
+        "eval_every": eval_every,
+        "seed": seed,
+        "backend": mixing.backend,
+        "network": {"latency": float(network.latency), "bandwidth": float(network.bandwidth)},
+        "compute": {"distribution": compute.distribution, "speed": float(compute.speed), "low": float(compute.low),
+                    "high": float(compute.high), "shift": float(compute.shift)},
+        "devices": 1 if sharding is None else len(jax.devices()),
+    }
+    return Prepared(problem, algorithm, mixing, pricing, period, steps, eval_every, seed, sharding, config)
+
+
+def _hyper_summary(hyper: dict) -> dict:
+    out = {}
+    for k, v in hyper.items():
+        if hasattr(v, "params") and hasattr(v, "name"):  # a Compressor
+            out[k] = repr(v)
+        else:
+            try:
+                out[k] = float(v)
+            except (TypeError, ValueError):
+                out[k] = repr(v)
+    return out
+
+
+def _tree_where(flag, a, b):
+    return jax.tree.map(lambda x, y: jnp.where(flag, x, y), a, b)
+
+
+def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, evals, eval_every, period):
+    TRACE_COUNT["chunk"] += 1
+
+    def one_step(c, _):
+        key = jax.random.fold_in(base_key, c.t)
+        ctx = Context(problem, gossip.select(mixing, c.t, period), pricing, c.t)
+        new_state, cost = algo.step(c.state, key, ctx)
+        state = _tree_where(c.stopped, c.state, new_state)
+        live = 1.0 - c.stopped.astype(jnp.float32)
+        return c._replace(state=state, t=c.t + 1), (cost.bits * live, cost.seconds * live)
+
+    def one_eval(c, _):
+        c, (bits, secs) = jax.lax.scan(one_step, c, None, length=eval_every)
+        m = problem.evaluate(c.state.x)
+        bad = ~jnp.isfinite(m["loss"]) | (m["loss"] > threshold * jnp.maximum(c.loss0, 1e-12))
+        m = dict(m, step=c.t, bits=jnp.sum(bits), sim_time=jnp.sum(secs), stopped=c.stopped | bad)
+        return c._replace(stopped=c.stopped | bad), m
+
+    return jax.lax.scan(one_eval, carry, None, length=evals)
+
+
+_run_chunk = jax.jit(_chunk_impl, static_argnames=("evals", "eval_every", "period"))
+
+
+@functools.partial(jax.jit, static_argnames=())
+def _initial(algo, problem, mixing, pricing, X0):
+    ctx = Context(problem, mixing, pricing, jnp.zeros((), jnp.int32))
+    state = algo.init(X0, ctx)
+    return state, problem.evaluate(state.x)
+
+
+def _place(tree, sharding, n):
+    if sharding is None:
+        return tree
+    return jax.tree.map(
+        lambda a: jax.device_put(a, sharding) if getattr(a, "ndim", 0) >= 1 and a.shape[0] == n else a, tree
+    )
+
+
+def _evals_per_chunk(num_evals: int, eval_every: int, target_steps: int = 2000) -> int:
+    """The largest divisor of num_evals whose chunk runs at most ~target_steps steps (at least one evaluation)."""
+    best = 1
+    for k in range(1, num_evals + 1):
+        if num_evals % k == 0 and k * eval_every <= max(target_steps, eval_every):
+            best = k
+    return best
+
+
+def _progress(total, enabled, desc):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="step", leave=False)
+
+
+def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=None) -> Result:
+    """Run a prepared configuration from step 0."""
+    t_start = time.perf_counter()
+    problem, algo, n = prep.problem, prep.algorithm, prep.problem.n
+    problem_p = _place(problem, prep.sharding, n)
+    X0 = jnp.tile((problem.x0 if x0 is None else jnp.asarray(x0, jnp.float32))[None, :], (n, 1))
+    state, m0 = _initial(algo, problem_p, prep.mixing, prep.pricing, _place(X0, prep.sharding, n))
+    num_evals = prep.steps // prep.eval_every
+    per_chunk = _evals_per_chunk(num_evals, prep.eval_every)
+    carry = Carry(state, jnp.asarray(0, jnp.int32), jnp.asarray(False), m0["loss"])
+    base_key = jax.random.key(prep.seed)
+    threshold = jnp.asarray(divergence_threshold, jnp.float32)
+    chunks = []
+    show = progress if progress is not None else prep.steps >= 20000
+    with _progress(prep.steps, show, algo.name) as bar:
+        for _ in range(num_evals // per_chunk):
+            carry, m = _run_chunk(carry, algo, problem_p, prep.mixing, prep.pricing, base_key, threshold,
+                                  evals=per_chunk, eval_every=prep.eval_every, period=prep.period)
+            chunks.append(jax.device_get(m))
+            bar.update(per_chunk * prep.eval_every)
+            if bool(m["stopped"][-1]):
+                break
+    metrics, diverged, div_step = assemble_metrics(jax.device_get(m0), chunks, num_evals, prep.eval_every)
+    return Result(metrics, dict(prep.config), diverged, div_step, time.perf_counter() - t_start, carry.state)
+
+
+def assemble_metrics(m0, chunks, num_evals, eval_every):
+    """Join the initial evaluation and the chunks' into arrays of 1 + num_evals entries.
+
+    Bits and simulated time are summed per evaluation block on the device and accumulated here in float64. A run that
+    stopped early (diverged) has NaN after its first bad evaluation. Returns ``(metrics, diverged, diverged_step)``.
+    """
+    names = list(m0) + ["bits", "sim_time"]
+    first = {**{k: np.asarray(v, np.float64) for k, v in m0.items()}, "bits": 0.0, "sim_time": 0.0}
+    cols = {k: [np.atleast_1d(first[k])] for k in names}
+    stopped = [np.zeros(1, bool)]
+    for c in chunks:
+        for k in names:
+            cols[k].append(np.asarray(c[k], np.float64))
+        stopped.append(np.asarray(c["stopped"], bool))
+    total = num_evals + 1
+    out = {"step": np.arange(total, dtype=np.int64) * eval_every}
+    for k in names:
+        v = np.concatenate(cols[k])
+        if k in ("bits", "sim_time"):
+            v = np.cumsum(v)
+        out[k] = np.concatenate([v, np.full(total - len(v), np.nan)])
+    stopped = np.concatenate(stopped)
+    if not stopped.any():
+        return out, False, None
+    bad = int(np.argmax(stopped))
+    for k in names:
+        out[k][bad + 1 :] = np.nan
+    return out, True, int(out["step"][bad])
+
+
+def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVarying | None = None, *, steps: int,
+             seed: int = 0, eval_every: int | None = None, network: Network | None = None,
+             compute: ComputeModel | None = None, backend: str = "auto", shard="auto", progress: bool | None = None,
+             divergence_threshold: float = 1e6, x0=None, label: str | None = None) -> Result:
+    """Run ``algorithm`` on ``problem`` over ``topology`` for ``steps`` iterations as compiled ``lax.scan`` chunks.
+
+    Args:
+      problem: a :class:`jaxgossip.problems.Problem` (data, loss, gradient oracle).
+      algorithm: an :class:`jaxgossip.algorithms.Algorithm` from a factory such as ``jg.algorithms.dpsgd(lr=0.1)``.
+      topology: the communication graph (required for decentralized algorithms; centralized ones may omit it).
+      steps: number of iterations T (a multiple of ``eval_every``).
+      seed: the run seed; every random draw derives from it (same seed, same numbers, on 1 device or 8).
+      eval_every: evaluate the metrics every this many steps (default: steps // 100).
+      network: the alpha-beta network model pricing the messages (default ``jg.Network()``).
+      compute: the computation-time model (default ``jg.ComputeModel()``: constant 1000 samples/s).
+      backend: gossip backend, ``"auto"``, ``"dense"``, ``"gather"`` or ``"shift"``.
+      shard: ``"auto"`` shards the worker axis over all devices when n divides evenly, ``True`` insists (error
+        otherwise), ``False`` keeps one device.
+      progress: show a progress bar (default: for runs of 20000 steps or more).
+      divergence_threshold: the run is marked diverged when the loss exceeds this many times its initial value.
+      x0: optional initial model (d,), shared by every worker (default: the problem's).
+      label: a name for plots and tables (default: the algorithm's name).
+
+    Returns:
+      A :class:`jaxgossip.Result`.
+    """
+    prep = prepare(problem, algorithm, topology, steps=steps, seed=seed, eval_every=eval_every, network=network,
+                   compute=compute, backend=backend, shard=shard)
+    if label is not None:
+        prep.config["label"] = str(label)
+    if not divergence_threshold > 1:
+        raise ValueError(f"simulate: divergence_threshold must be > 1, got {divergence_threshold}.")
+    return run_prepared(prep, progress=progress, divergence_threshold=divergence_threshold, x0=x0)
