@@ -9,6 +9,7 @@ from jaxgossip.cost import ComputeModel, Cost, Network
 from jaxgossip.plots import plot_grid, plot_results
 from jaxgossip.result import Result
 from jaxgossip.simulate import simulate
+from jaxgossip import theory  # noqa: E402  (DCD condition, alpha, rho, mu)
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,7 @@ __all__ = [
     "problems",
     "reproduce",
     "topology",
+    "theory",
     "ComputeModel",
     "Cost",
     "Network",

@@ -22,7 +22,7 @@ from jaxgossip.topology import Topology, TimeVarying
 
 BACKENDS = ("auto", "dense", "gather", "shift")
 
-__all__ = ["Mixing", "make_mixing", "BACKENDS", "DENSE_MAX_N"]
+__all__ = ["Mixing", "make_mixing", "shard_over", "BACKENDS", "DENSE_MAX_N"]
 
 #: Below this n the dense einsum is fastest; above it "auto" gathers neighbours (or shifts).
 DENSE_MAX_N = 64
@@ -37,12 +37,14 @@ class Mixing:
       index: gather: (n, k) neighbour indices; shift: (K, n) permutations; dense: unused (shape (0,)).
       diag: (n,) the self weights W_ii.
       backend: static name of the backend.
+      plan: static; for ``shift`` on a worker-sharded stack, the ppermute plan (:func:`shard_over`), else None.
     """
 
     weights: jax.Array
     index: jax.Array
     diag: jax.Array
     backend: str = struct.field(pytree_node=False, default="dense")
+    plan: Any = struct.field(pytree_node=False, default=None)  # shard_gossip.ShardPlan when the workers are sharded
 
     def __call__(self, X: jax.Array) -> jax.Array:
         if self.backend == "dense":
@@ -53,6 +55,10 @@ class Mixing:
             for k in range(1, self.index.shape[1]):  # static loop over the (small) degree, not over workers
                 out = out + w[:, k, None] * X[self.index[:, k]]
             return out
+        if self.backend == "shift" and self.plan is not None:
+            from jaxgossip.shard_gossip import apply
+
+            return apply(self.weights, X, self.plan)
         if self.backend == "shift":
             w = self.weights.astype(X.dtype)
             out = w[0] * X
@@ -121,3 +127,15 @@ def select(mixing: Mixing, step: Any, period: int) -> Mixing:
     if period == 0:
         return mixing
     return jax.tree.map(lambda a: a[step % period], mixing)
+
+
+def shard_over(mixing: Mixing, mesh) -> Mixing:
+    """The same mixing run by ``ppermute`` inside ``shard_map`` over ``mesh`` (shift backend only; others unchanged).
+
+    The numbers are bit-identical to the single-device ``shift`` backend (:mod:`jaxgossip.shard_gossip`).
+    """
+    if mixing.backend != "shift" or mesh is None or mixing.index.ndim != 2:
+        return mixing
+    from jaxgossip.shard_gossip import make_plan
+
+    return mixing.replace(plan=make_plan(np.asarray(mixing.index), mesh))

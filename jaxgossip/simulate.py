@@ -23,6 +23,7 @@ from jaxgossip.algorithms._base import Algorithm, Context
 from jaxgossip.cost import ComputeModel, Network, Pricing
 from jaxgossip.problems._base import Problem
 from jaxgossip.result import Result
+from jaxgossip.shard_gossip import replicate
 from jaxgossip.topology import TimeVarying, Topology, complete
 
 __all__ = ["simulate", "prepare", "Prepared", "TRACE_COUNT", "worker_sharding"]
@@ -104,8 +105,12 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
         raise ValueError(f"simulate: network must be a jg.Network, got {type(network).__name__}.")
     if not isinstance(compute, ComputeModel):
         raise ValueError(f"simulate: compute must be a jg.ComputeModel, got {type(compute).__name__}.")
+    if algorithm.check_fn is not None:
+        algorithm.check_fn(algorithm, problem, topology)
     sharding = worker_sharding(problem.n, shard)
     mixing = gossip.make_mixing(topology, backend)
+    if sharding is not None:  # shift graphs gossip by ppermute inside shard_map (bit-identical to one device)
+        mixing = gossip.shard_over(mixing, sharding.mesh)
     period = len(topology.topologies) if isinstance(topology, TimeVarying) else 0
     pricing = Pricing(network, compute, jnp.asarray(topology.degrees, jnp.float32), problem.n)
     config = {
@@ -121,8 +126,7 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
         "seed": seed,
         "backend": mixing.backend,
         "network": {"latency": float(network.latency), "bandwidth": float(network.bandwidth)},
-        "compute": {"distribution": compute.distribution, "speed": float(compute.speed), "low": float(compute.low),
-                    "high": float(compute.high), "shift": float(compute.shift)},
+        "compute": compute.describe(),
         "devices": 1 if sharding is None else len(jax.devices()),
     }
     return Prepared(problem, algorithm, mixing, pricing, period, steps, eval_every, seed, sharding, config)
@@ -158,7 +162,7 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
 
     def one_eval(c, _):
         c, (bits, secs) = jax.lax.scan(one_step, c, None, length=eval_every)
-        m = problem.evaluate(c.state.x)
+        m = _evaluate(problem, c.state.x)
         bad = ~jnp.isfinite(m["loss"]) | (m["loss"] > threshold * jnp.maximum(c.loss0, 1e-12))
         m = dict(m, step=c.t, bits=jnp.sum(bits), sim_time=jnp.sum(secs), stopped=c.stopped | bad)
         return c._replace(stopped=c.stopped | bad), m
@@ -173,7 +177,13 @@ _run_chunk = jax.jit(_chunk_impl, static_argnames=("evals", "eval_every", "perio
 def _initial(algo, problem, mixing, pricing, X0):
     ctx = Context(problem, mixing, pricing, jnp.zeros((), jnp.int32))
     state = algo.init(X0, ctx)
-    return state, problem.evaluate(state.x)
+    return state, _evaluate(problem, state.x)
+
+
+def _evaluate(problem, X):
+    """The metrics, reduced over a replicated copy: the single-device reduction order on any mesh (same bits)."""
+    problem, X = replicate((problem, X))
+    return problem.evaluate(X)
 
 
 def _place(tree, sharding, n):
@@ -182,6 +192,17 @@ def _place(tree, sharding, n):
     return jax.tree.map(
         lambda a: jax.device_put(a, sharding) if getattr(a, "ndim", 0) >= 1 and a.shape[0] == n else a, tree
     )
+
+
+def initial_models(problem, x0=None):
+    """The (n, d) stack of initial models: the problem's x0 on every worker, or a user's (d,) or (n, d) array."""
+    n, d = problem.n, problem.d
+    x0 = problem.x0 if x0 is None else jnp.asarray(x0, problem.x0.dtype)
+    if x0.shape == (d,):
+        return jnp.tile(x0[None, :], (n, 1))
+    if x0.shape == (n, d):
+        return x0
+    raise ValueError(f"simulate: x0 must have shape (d,) = ({d},) or (n, d) = ({n}, {d}), got {x0.shape}.")
 
 
 def _evals_per_chunk(num_evals: int, eval_every: int, target_steps: int = 2000) -> int:
@@ -199,29 +220,64 @@ def _progress(total, enabled, desc):
     return tqdm(total=total, disable=not enabled, desc=desc, unit="step", leave=False)
 
 
-def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=None) -> Result:
-    """Run a prepared configuration from step 0."""
+def to_host(tree):
+    """device_get that also works for arrays spread over several processes (replicated ones: the local copy)."""
+    def get(a):
+        if isinstance(a, jax.Array) and not a.is_fully_addressable:
+            return np.asarray(a.addressable_data(0)) if a.is_fully_replicated else a
+        return jax.device_get(a)
+
+    return jax.tree.map(get, tree)
+
+
+def _mesh_context(sharding):
+    import contextlib
+
+    return contextlib.nullcontext() if sharding is None else jax.set_mesh(sharding.mesh)
+
+
+def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=None, resume=None, on_chunk=None,
+                 chunk_evals=None, stop_at=None) -> Result:
+    """Run a prepared configuration from step 0, or from a checkpoint.
+
+    Args (besides simulate's): ``resume``: ``(carry, m0, chunks)`` saved by an ``on_chunk`` callback, to continue
+    from (bit-identical to an uninterrupted run); ``on_chunk(carry, m0, chunks)``: called after every compiled chunk;
+    ``chunk_evals``: evaluations per chunk (must divide the number of evaluations); ``stop_at``: return after the chunk
+    that reaches this step (the Result has NaN after it). Used by :mod:`jaxgossip.checkpoint`.
+    """
     t_start = time.perf_counter()
     problem, algo, n = prep.problem, prep.algorithm, prep.problem.n
-    problem_p = _place(problem, prep.sharding, n)
-    X0 = jnp.tile((problem.x0 if x0 is None else jnp.asarray(x0, jnp.float32))[None, :], (n, 1))
-    state, m0 = _initial(algo, problem_p, prep.mixing, prep.pricing, _place(X0, prep.sharding, n))
-    num_evals = prep.steps // prep.eval_every
-    per_chunk = _evals_per_chunk(num_evals, prep.eval_every)
-    carry = Carry(state, jnp.asarray(0, jnp.int32), jnp.asarray(False), m0["loss"])
-    base_key = jax.random.key(prep.seed)
-    threshold = jnp.asarray(divergence_threshold, jnp.float32)
-    chunks = []
-    show = progress if progress is not None else prep.steps >= 20000
-    with _progress(prep.steps, show, algo.name) as bar:
-        for _ in range(num_evals // per_chunk):
-            carry, m = _run_chunk(carry, algo, problem_p, prep.mixing, prep.pricing, base_key, threshold,
-                                  evals=per_chunk, eval_every=prep.eval_every, period=prep.period)
-            chunks.append(jax.device_get(m))
-            bar.update(per_chunk * prep.eval_every)
-            if bool(m["stopped"][-1]):
-                break
-    metrics, diverged, div_step = assemble_metrics(jax.device_get(m0), chunks, num_evals, prep.eval_every)
+    with _mesh_context(prep.sharding):
+        problem_p = _place(problem, prep.sharding, n)
+        if resume is None:
+            X0 = initial_models(problem, x0)
+            state, m0 = _initial(algo, problem_p, prep.mixing, prep.pricing, _place(X0, prep.sharding, n))
+            carry, m0, chunks = Carry(state, jnp.asarray(0, jnp.int32), jnp.asarray(False), m0["loss"]), to_host(m0), []
+        else:
+            carry, m0, chunks = resume
+            carry = _place(carry, prep.sharding, n)
+            chunks = list(chunks)
+        num_evals = prep.steps // prep.eval_every
+        per_chunk = _evals_per_chunk(num_evals, prep.eval_every) if chunk_evals is None else chunk_evals
+        base_key = jax.random.key(prep.seed)
+        threshold = jnp.asarray(divergence_threshold, jnp.float32)
+        show = progress if progress is not None else prep.steps >= 20000
+        done = sum(len(c["step"]) for c in chunks)
+        stopped = bool(chunks[-1]["stopped"][-1]) if chunks else False
+        with _progress(prep.steps, show, prep.config.get("label", algo.name)) as bar:
+            bar.update(done * prep.eval_every)
+            for _ in range((num_evals - done) // per_chunk):
+                if stopped or (stop_at is not None and done * prep.eval_every >= stop_at):
+                    break
+                carry, m = _run_chunk(carry, algo, problem_p, prep.mixing, prep.pricing, base_key, threshold,
+                                      evals=per_chunk, eval_every=prep.eval_every, period=prep.period)
+                chunks.append(to_host(m))
+                done += per_chunk
+                bar.update(per_chunk * prep.eval_every)
+                stopped = bool(chunks[-1]["stopped"][-1])
+                if on_chunk is not None:
+                    on_chunk(carry, m0, chunks)
+    metrics, diverged, div_step = assemble_metrics(m0, chunks, num_evals, prep.eval_every)
     return Result(metrics, dict(prep.config), diverged, div_step, time.perf_counter() - t_start, carry.state)
 
 
@@ -275,7 +331,7 @@ def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVa
         otherwise), ``False`` keeps one device.
       progress: show a progress bar (default: for runs of 20000 steps or more).
       divergence_threshold: the run is marked diverged when the loss exceeds this many times its initial value.
-      x0: optional initial model (d,), shared by every worker (default: the problem's).
+      x0: optional initial models: (d,) shared by every worker, or (n, d) one per worker (default: the problem's).
       label: a name for plots and tables (default: the algorithm's name).
 
     Returns:
@@ -287,4 +343,5 @@ def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVa
         prep.config["label"] = str(label)
     if not divergence_threshold > 1:
         raise ValueError(f"simulate: divergence_threshold must be > 1, got {divergence_threshold}.")
+    initial_models(problem, x0)  # shape check before compiling
     return run_prepared(prep, progress=progress, divergence_threshold=divergence_threshold, x0=x0)

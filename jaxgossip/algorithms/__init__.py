@@ -2,11 +2,39 @@
 
 from jaxgossip.algorithms._base import Algorithm, Context
 from jaxgossip.algorithms.dpsgd import cpsgd, dpsgd, naive_compressed
+from jaxgossip.algorithms.iade import aiade, iade, iade_sgd
+from jaxgossip.algorithms.star_baselines import star_gd, star_nesterov, star_qgd
+from jaxgossip.algorithms.choco import choco_sgd
+from jaxgossip.algorithms.dcd import dcd_psgd
+from jaxgossip.algorithms.deepsqueeze import deepsqueeze
+from jaxgossip.algorithms.ecd import ecd_psgd
+from jaxgossip.algorithms.csgd import csgd
+from jaxgossip.algorithms.ecsgd import doublesqueeze, ec_sgd
+from jaxgossip.algorithms.traffic import slides_vectors, vectors_exchanged
+from jaxgossip.algorithms.quantimed import q_dsgd, quantimed_dsgd
+from jaxgossip.algorithms.asynchronous import asgd, async_dsgd
 
 REGISTRY = {
+    "iade": iade,
+    "aiade": aiade,
+    "iade_sgd": iade_sgd,
+    "star_gd": star_gd,
+    "star_nesterov": star_nesterov,
+    "star_qgd": star_qgd,
+    "async_dsgd": async_dsgd,
+    "asgd": asgd,
+    "csgd": csgd,
+    "ec_sgd": ec_sgd,
+    "doublesqueeze": doublesqueeze,
     "cpsgd": cpsgd,
     "dpsgd": dpsgd,
     "naive_compressed": naive_compressed,
+    "dcd_psgd": dcd_psgd,
+    "ecd_psgd": ecd_psgd,
+    "choco_sgd": choco_sgd,
+    "deepsqueeze": deepsqueeze,
+    "q_dsgd": q_dsgd,
+    "quantimed_dsgd": quantimed_dsgd,
 }
 
 

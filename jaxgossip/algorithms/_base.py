@@ -53,6 +53,8 @@ class Algorithm:
       init_fn, step_fn: static pure functions (see the module docstring).
       kind: static, one of KINDS.
       optimizer: static optax transformation giving the local update direction at unit step size, or None for SGD.
+      check_fn: optional static ``check_fn(algorithm, problem, topology)`` that ``simulate`` calls before compiling
+        (e.g. to warn when a theoretical condition fails); None for no check.
     """
 
     hyper: dict
@@ -61,6 +63,7 @@ class Algorithm:
     step_fn: Callable = struct.field(pytree_node=False)
     kind: str = struct.field(pytree_node=False, default="decentralized")
     optimizer: Any = struct.field(pytree_node=False, default=None)
+    check_fn: Callable | None = struct.field(pytree_node=False, default=None)
 
     def init(self, X0, ctx):
         return self.init_fn(self, X0, ctx)

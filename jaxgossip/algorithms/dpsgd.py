@@ -66,7 +66,7 @@ def cpsgd(lr=0.1, pattern: str = "allreduce", optimizer=None) -> Algorithm:
     if pattern not in PATTERNS:
         raise ValueError(f"cpsgd: pattern must be one of {PATTERNS}, got {pattern!r}.")
     step = _cpsgd_step_allreduce if pattern == "allreduce" else _cpsgd_step_ps
-    return Algorithm({"lr": as_float("cpsgd", "lr", lr, 0)}, "cpsgd", _init, step, "centralized",
+    return Algorithm({"lr": as_float("cpsgd", "lr", lr, 0, low_open=False)}, "cpsgd", _init, step, "centralized",
                      check_optimizer("cpsgd", optimizer))
 
 
@@ -101,7 +101,7 @@ def dpsgd(lr=0.1, order: str = "paper", optimizer=None) -> Algorithm:
     if order not in ORDERS:
         raise ValueError(f"dpsgd: order must be one of {ORDERS}, got {order!r}.")
     step = _dpsgd_step_paper if order == "paper" else _dpsgd_step_survey
-    return Algorithm({"lr": as_float("dpsgd", "lr", lr, 0)}, "dpsgd", _init, step, "decentralized",
+    return Algorithm({"lr": as_float("dpsgd", "lr", lr, 0, low_open=False)}, "dpsgd", _init, step, "decentralized",
                      check_optimizer("dpsgd", optimizer))
 
 
@@ -124,5 +124,5 @@ def naive_compressed(lr=0.1, compressor: Compressor | None = None, optimizer=Non
     """
     if not isinstance(compressor, Compressor):
         raise ValueError("naive_compressed: compressor must be a jg.compressors.Compressor (e.g. quantize(bits=4)).")
-    return Algorithm({"lr": as_float("naive_compressed", "lr", lr, 0), "compressor": compressor}, "naive_compressed",
+    return Algorithm({"lr": as_float("naive_compressed", "lr", lr, 0, low_open=False), "compressor": compressor}, "naive_compressed",
                      _init, _naive_step, "decentralized", check_optimizer("naive_compressed", optimizer))

@@ -3,6 +3,7 @@
 from jaxgossip.problems._base import Problem
 from jaxgossip.problems.data import DATASETS, PARTITIONS, load, partition
 from jaxgossip.problems.models import MLP, Linear, logistic_regression, mlp, quadratic
+from jaxgossip.problems.precision import as_float64
 
 REGISTRY = {
     "quadratic": quadratic,
@@ -18,4 +19,4 @@ def get(name: str, **kwargs) -> Problem:
     return REGISTRY[name](**kwargs)
 
 
-__all__ = ["Problem", "DATASETS", "PARTITIONS", "load", "partition", "Linear", "MLP", "get", "REGISTRY", *REGISTRY]
+__all__ = ["Problem", "as_float64", "DATASETS", "PARTITIONS", "load", "partition", "Linear", "MLP", "get", "REGISTRY", *REGISTRY]

@@ -76,7 +76,7 @@ def load(name="digits", test_fraction: float = 0.2, seed: int = 0, num_samples: 
     else:
         raise ValueError(f"dataset must be one of {DATASETS} or a tuple of arrays, got {name!r}.")
     Xtr = Xtr.reshape(len(Xtr), -1).astype(np.float64)
-    Xte = Xte.reshape(len(Xte), -1).astype(np.float64)
+    Xte = Xte.reshape(len(Xte), Xtr.shape[1]).astype(np.float64)
     Xtr, Xte = _standardize(Xtr, Xte)
     return Xtr.astype(np.float32), np.asarray(ytr), Xte.astype(np.float32), np.asarray(yte)
 

@@ -1,0 +1,129 @@
+"""CSGD: centralized SGD with lossy compression of every message, no error compensation (survey Sec. 3.1.2).
+
+Two forms of the aggregated gradient (Liu & Zhang, *Distributed Learning Systems with First-order Methods*):
+
+* parameter server (eq. 3.2):  g = Q( (1/N) sum_n Q(g_n) ), both directions compressed;
+* ring AllReduce (eq. 3.3):    the gradient is cut into N chunks and chunk k travels the ring from worker k, every hop
+  adding the local chunk and compressing again, Q(...Q(Q(Q(g_k) + g_{k+1}) + g_{k+2})... + g_{k-1}), then divided by N.
+
+Then x_{t+1} = x_t - gamma g. All workers hold the same model. Without error compensation a biased compressor (sign,
+top-k) makes g a biased gradient estimate, so CSGD stalls or ends at a worse point (survey Sec. 3.2; slides,
+"Naive Compressed C-SGD").
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, local_direction
+from jaxgossip.algorithms.dpsgd import SGDState, _init
+from jaxgossip.compressors._base import Compressor, compress_rows
+
+__all__ = ["csgd", "FORMS", "local_directions", "ring_chunks", "ring_compressed_sum", "check_compressor"]
+
+FORMS = ("parameter_server", "allreduce")
+
+
+def check_compressor(name: str, compressor) -> Compressor:
+    if not isinstance(compressor, Compressor):
+        raise ValueError(f"{name}: compressor must be a jg.compressors.Compressor (e.g. jg.compressors.quantize(bits=4) "
+                         f"or jg.compressors.identity()), got {type(compressor).__name__}.")
+    return compressor
+
+
+def local_directions(algo, state, key, ctx):
+    """(n, d) local directions U at unit step size (the stochastic gradients for plain SGD) and the optimizer state.
+
+    Gradients use ``fold_in(key, 0)``; compressors use ``fold_in(key, 1)`` (workers) and ``fold_in(key, 2)`` (server).
+    """
+    G, _ = ctx.problem.stochastic_grads(jax.random.fold_in(key, 0), state.x)
+    return local_direction(algo.optimizer, G, state.opt, state.x)
+
+
+# ---- parameter-server form (eq. 3.2) ---------------------------------------------------------------------------------
+def _step_ps(algo, state, key, ctx):
+    comp = algo.hyper["compressor"]
+    U, opt = local_directions(algo, state, key, ctx)
+    up = jnp.mean(compress_rows(comp, jax.random.fold_in(key, 1), U), axis=0)
+    g = comp.compress(jax.random.fold_in(key, 2), up)
+    d = state.x.shape[1]
+    cost = ctx.pricing.parameter_server(key, comp.bits(d), comp.bits(d), ctx.problem.batch_size)
+    return SGDState(state.x - algo.hyper["lr"] * g[None, :], opt), cost
+
+
+# ---- ring-AllReduce form (eq. 3.3) -----------------------------------------------------------------------------------
+def ring_chunks(d: int, n: int) -> tuple[int, tuple[int, ...]]:
+    """Chunk length c = ceil(d / n) and the true length of each of the n chunks (the last ones may be short or empty)."""
+    c = -(-d // n)
+    return c, tuple(max(0, min(c, d - k * c)) for k in range(n))
+
+
+def ring_compressed_sum(comp: Compressor, key, U):
+    """The nested ring sum of eq. 3.3 for all n chunks at once: a ``lax.scan`` over the n hops.
+
+    Chunk k starts at worker k; at hop h it sits on worker (k + h) mod n, which adds its own part of chunk k and
+    compresses: A_k <- Q(A_k + U[(k + h) mod n, chunk k]), with A_k = 0 before hop 0. After n hops every chunk holds
+    Q(...Q(Q(u_k) + u_{k+1})... + u_{k-1}) (n compressions), which phase 2 of the ring relays unchanged. Chunk k at hop h
+    is compressed with key ``fold_in(fold_in(key, h), k)``. The parameter vector is zero-padded to n * ceil(d / n).
+
+    Args:
+      comp: the compressor Q.
+      key: the step's worker-compression key.
+      U: (n, d) local vectors.
+
+    Returns:
+      (d,) the compressed sum over workers (not yet divided by n).
+    """
+    n, d = U.shape
+    c, _ = ring_chunks(d, n)
+    parts = jnp.pad(U, ((0, 0), (0, n * c - d))).reshape(n, n, c)  # [worker, chunk, :]
+    chunk = jnp.arange(n)
+
+    def hop(acc, h):
+        acc = compress_rows(comp, jax.random.fold_in(key, h), acc + parts[(chunk + h) % n, chunk])
+        return acc, None
+
+    acc, _ = jax.lax.scan(hop, jnp.zeros((n, c), U.dtype), jnp.arange(n))
+    return acc.reshape(-1)[:d]
+
+
+def ring_message_bits(comp: Compressor, d: int, n: int):
+    """Bits of the n compressed chunks of one vector (each chunk counted at its true length)."""
+    _, sizes = ring_chunks(d, n)
+    return sum(comp.bits(s) for s in sizes if s > 0)
+
+
+def _step_allreduce(algo, state, key, ctx):
+    comp = algo.hyper["compressor"]
+    U, opt = local_directions(algo, state, key, ctx)
+    n, d = state.x.shape
+    g = ring_compressed_sum(comp, jax.random.fold_in(key, 1), U) / n
+    cost = ctx.pricing.allreduce(key, ring_message_bits(comp, d, n), ctx.problem.batch_size)
+    return SGDState(state.x - algo.hyper["lr"] * g[None, :], opt), cost
+
+
+def csgd(lr=0.1, compressor: Compressor | None = None, form: str = "parameter_server", optimizer=None) -> Algorithm:
+    """CSGD: compressed centralized SGD without error compensation (Liu & Zhang, Sec. 3.1.2, eq. 3.2 and 3.3).
+
+    ``form="parameter_server"`` (eq. 3.2): each worker sends Q(g_i), the server sends back Q(mean_i Q(g_i));
+    priced as one parameter server with compressed messages both ways. ``form="allreduce"`` (eq. 3.3): ring AllReduce
+    where chunk k travels the ring from worker k and is compressed again at every hop (n compressions in all);
+    priced as a ring AllReduce whose vector is the n compressed chunks. In both, x_{t+1} = x_t - lr * g.
+
+    With the identity compressor both equal C-PSGD (:func:`jaxgossip.algorithms.cpsgd`). Convergence needs an unbiased
+    compressor (survey Assumption 3); biased ones (sign, top-k) make it stall.
+
+    Args:
+      lr: step size gamma (traced).
+      compressor: the compressor Q (a :class:`jaxgossip.compressors.Compressor`; its parameters are traced).
+      form: ``"parameter_server"`` or ``"allreduce"`` (static).
+      optimizer: optional optax transformation applied by each worker to its gradient before compression (the
+        compressed quantity is then the local direction); None for plain SGD.
+    """
+    if form not in FORMS:
+        raise ValueError(f"csgd: form must be one of {FORMS}, got {form!r}.")
+    check_compressor("csgd", compressor)
+    step = _step_ps if form == "parameter_server" else _step_allreduce
+    hyper = {"lr": as_float("csgd", "lr", lr, 0, low_open=False), "compressor": compressor}
+    return Algorithm(hyper, "csgd", _init, step, "centralized", check_optimizer("csgd", optimizer))

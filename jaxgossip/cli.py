@@ -1,0 +1,242 @@
+"""The command line: ``jaxgossip run``, ``jaxgossip list``, ``jaxgossip reproduce NAME``.
+
+``jaxgossip run`` takes flags or a TOML file (flags override the file's top-level values). A TOML config::
+
+    steps = 2000
+    eval_every = 50
+    seed = 0
+    [problem]                       # any keyword of the problem's builder
+    name = "logistic_regression"
+    data = "digits"
+    n_workers = 16
+    batch_size = 8
+    [topology]
+    name = "ring"
+    [network]                       # optional: jg.Network fields
+    latency = 1e-4
+    [[run]]                         # one table per algorithm to compare
+    algorithm = "dpsgd"
+    lr = 0.5
+    [[run]]
+    algorithm = "naive_compressed"
+    lr = 0.5
+    compressor = { name = "quantize", bits = 4 }
+    label = "naive 4-bit"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+__all__ = ["main", "build_parser", "load_config", "run_config"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jaxgossip", description="Simulate decentralized and compressed distributed training.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run one or several algorithms on one problem and compare them")
+    r.add_argument("--config", help="a TOML config file (see `jaxgossip run --help` and configs/)")
+    r.add_argument("--problem", help="problem name (quadratic, logistic_regression, mlp)")
+    r.add_argument("--data", help="data set (digits, breast_cancer, mnist1d, synthetic)")
+    r.add_argument("--n", type=int, dest="n_workers", help="number of workers")
+    r.add_argument("--batch-size", type=int, help="per-worker batch size")
+    r.add_argument("--partition", help="iid, label or dirichlet")
+    r.add_argument("--topology", help="ring, torus, complete, star, hypercube, exponential, erdos_renyi")
+    r.add_argument("--algorithm", nargs="+", help="one or more algorithm names")
+    r.add_argument("--lr", type=float, help="step size for every algorithm given by --algorithm")
+    r.add_argument("--compressor", help="compressor name for the compressed algorithms, e.g. quantize")
+    r.add_argument("--bits", type=float, help="bits of the quantize compressor")
+    r.add_argument("--steps", type=int)
+    r.add_argument("--eval-every", type=int)
+    r.add_argument("--seed", type=int)
+    r.add_argument("--latency", type=float, help="network latency per message (s)")
+    r.add_argument("--bandwidth", type=float, help="network bandwidth (bytes/s)")
+    r.add_argument("--out", help="folder for results.json, metrics.csv and comparison.png")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    sub.add_parser("list", help="list algorithms, compressors, topologies, problems, data sets and reproductions")
+
+    rp = sub.add_parser("reproduce", help="reproduce a paper's figure at laptop size")
+    rp.add_argument("name", help="reproduction name (see `jaxgossip list`)")
+    rp.add_argument("--size", default="small", help="test, small (default) or paper")
+    rp.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the reproduction's)")
+    rp.add_argument("--out", default="results", help="output folder (default: results/)")
+    return p
+
+
+def load_config(path: str | None) -> dict:
+    if path is None:
+        return {}
+    import tomllib
+
+    if not os.path.exists(path):
+        raise SystemExit(f"jaxgossip: config file {path!r} not found.")
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def _merge_flags(cfg: dict, args) -> dict:
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.items()}
+    for key in ("steps", "eval_every", "seed"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    prob = cfg.setdefault("problem", {"name": "logistic_regression", "data": "digits", "n_workers": 16, "batch_size": 8})
+    if args.problem:
+        prob["name"] = args.problem
+    for key in ("data", "n_workers", "batch_size", "partition"):
+        if getattr(args, key) is not None:
+            prob[key] = getattr(args, key)
+    topo = cfg.setdefault("topology", {"name": "ring"})
+    if args.topology:
+        topo["name"] = args.topology
+    net = cfg.setdefault("network", {})
+    if args.latency is not None:
+        net["latency"] = args.latency
+    if args.bandwidth is not None:
+        net["bandwidth"] = args.bandwidth
+    if args.algorithm:
+        runs = []
+        for name in args.algorithm:
+            run = {"algorithm": name}
+            if args.lr is not None:
+                run["lr"] = args.lr
+            if args.compressor or args.bits is not None:
+                comp = {"name": args.compressor or "quantize"}
+                if args.bits is not None:
+                    comp["bits"] = args.bits
+                run["compressor"] = comp
+            runs.append(run)
+        cfg["run"] = runs
+    cfg.setdefault("run", [{"algorithm": "dpsgd", "lr": args.lr or 0.1}])
+    return cfg
+
+
+def _build_algorithm(run: dict):
+    import jaxgossip as jg
+
+    kw = {k: v for k, v in run.items() if k not in ("algorithm", "label")}
+    if isinstance(kw.get("compressor"), dict):
+        comp = dict(kw["compressor"])
+        kw["compressor"] = jg.compressors.get(comp.pop("name"), **comp)
+    elif isinstance(kw.get("compressor"), str):
+        kw["compressor"] = jg.compressors.get(kw["compressor"])
+    return jg.algorithms.get(run["algorithm"], **kw)
+
+
+def run_config(cfg: dict, progress: bool = True):
+    """Build everything a config names (errors before any compile), run each algorithm, return the Results."""
+    import jaxgossip as jg
+
+    prob_kw = dict(cfg["problem"])
+    problem = jg.problems.get(prob_kw.pop("name"), **prob_kw)
+    topo_kw = dict(cfg.get("topology", {"name": "ring"}))
+    topology = jg.topology.get(topo_kw.pop("name"), problem.n, **topo_kw)
+    network = jg.Network(**cfg.get("network", {}))
+    compute = jg.ComputeModel(**cfg["compute"]) if "compute" in cfg else None
+    algos = [(_build_algorithm(run), run.get("label")) for run in cfg["run"]]
+    results = []
+    for algo, label in algos:
+        res = jg.simulate(problem, algo, topology, steps=int(cfg.get("steps", 1000)), seed=int(cfg.get("seed", 0)),
+                          eval_every=cfg.get("eval_every"), network=network, compute=compute, progress=progress,
+                          label=label or algo.name)
+        results.append(res)
+    return problem, topology, results
+
+
+def summary_table(results):
+    """One row per run: final metrics, bits, simulated time, wall time."""
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        row = {"run": r.label}
+        for k in ("loss", "accuracy", "consensus", "suboptimality"):
+            if k in r.metrics:
+                row[k] = r.final(k)
+        row["Mbits sent"] = r.final("bits") / 1e6
+        row["sim time (s)"] = r.final("sim_time")
+        row["wall (s)"] = r.wall_time
+        row["diverged"] = f"step {r.diverged_step}" if r.diverged else "no"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _write_outputs(out: str, results, title: str):
+    import pandas as pd
+
+    from jaxgossip.plots import plot_grid
+    from jaxgossip.result import atomic_write
+
+    os.makedirs(out, exist_ok=True)
+    atomic_write(os.path.join(out, "results.json"), json.dumps([r.to_dict() for r in results], indent=1))
+    atomic_write(os.path.join(out, "metrics.csv"), pd.concat([r.to_pandas() for r in results]).to_csv(index=False))
+    fig = plot_grid(results, title=title)
+    fig.savefig(os.path.join(out, "comparison.png"), dpi=120, bbox_inches="tight")
+    return [os.path.join(out, f) for f in ("results.json", "metrics.csv", "comparison.png")]
+
+
+def _cmd_run(args) -> int:
+    cfg = _merge_flags(load_config(args.config), args)
+    t0 = time.perf_counter()
+    problem, topology, results = run_config(cfg, progress=not args.no_progress)
+    title = f"{problem.name} on {topology.name}"
+    print(f"\n{title}: n={problem.n}, d={problem.d}, rho={topology.rho:.4f}, steps={cfg.get('steps', 1000)}")
+    print(summary_table(results).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        for path in _write_outputs(args.out, results, title):
+            print(f"wrote {path}")
+    print(f"total wall time {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_list(_args) -> int:
+    import jaxgossip as jg
+
+    sections = {
+        "algorithms": sorted(jg.algorithms.REGISTRY),
+        "compressors": sorted(jg.compressors.REGISTRY),
+        "topologies": sorted(jg.topology.BUILDERS),
+        "problems": sorted(jg.problems.REGISTRY),
+        "data sets": list(jg.problems.DATASETS),
+        "partitions": list(jg.problems.PARTITIONS),
+        "reproductions": [f"{n}: {jg.reproduce.REGISTRY[n][1]}" for n in jg.reproduce.names()],
+    }
+    for title, items in sections.items():
+        print(f"{title}:")
+        for item in items:
+            print(f"  {item}")
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    import jaxgossip as jg
+
+    t0 = time.perf_counter()
+    rep = jg.reproduce.run(args.name, size=args.size, seeds=args.seeds)
+    print(f"\n{rep.name} ({args.size}):")
+    print(rep.verdicts.to_string(index=False))
+    for kind, path in rep.save(args.out).items():
+        print(f"wrote {path}")
+    print(f"{'all claims hold' if rep.holds else 'SOME CLAIMS DO NOT HOLD'}; {time.perf_counter() - t0:.1f} s")
+    return 0 if rep.holds else 1
+
+
+COMMANDS = {"run": _cmd_run, "list": _cmd_list, "reproduce": _cmd_reproduce}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ValueError as err:  # bad input: a clear message, not a traceback
+        print(f"jaxgossip: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

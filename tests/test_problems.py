@@ -1,0 +1,100 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgossip as jg
+from jaxgossip.problems import data as D
+
+
+def test_quadratic_optimum_is_exact():
+    p = jg.problems.quadratic(n_workers=4, dim=6, samples_per_worker=10, reg=0.1, seed=3)
+    g = jax.grad(p.objective)(p.x_star)
+    assert float(jnp.linalg.norm(g)) < 1e-5
+    assert abs(float(p.objective(p.x_star)) - float(p.f_star)) < 1e-5
+    assert p.mu <= p.L and p.mu >= 0.1 - 1e-9
+
+
+def test_full_and_stochastic_gradients_are_consistent():
+    p = jg.problems.quadratic(n_workers=3, dim=5, samples_per_worker=8, batch_size=8, seed=0)
+    X = jax.random.normal(jax.random.key(0), (3, 5))
+    full = p.full_grads(X)
+    # the mean of many stochastic gradients approaches the full local gradient (sampling with replacement)
+    keys = jax.random.split(jax.random.key(1), 3000)
+    G = jax.vmap(lambda k: p.stochastic_grads(k, X)[0])(keys).mean(0)
+    np.testing.assert_allclose(G, full, atol=0.08 * float(jnp.abs(full).max()))
+
+
+def test_zero_samples_give_zero_gradient():
+    p = jg.problems.logistic_regression("breast_cancer", n_workers=4, batch_size=5, solve_optimum=False)
+    X = jnp.ones((4, p.d)) * 0.1
+    G, _ = p.stochastic_grads(jax.random.key(0), X, sizes=jnp.array([0, 1, 5, 0]))
+    assert float(jnp.abs(G[0]).max()) == 0 and float(jnp.abs(G[3]).max()) == 0
+    assert float(jnp.abs(G[1]).max()) > 0
+
+
+def test_logistic_optimum_and_constants():
+    p = jg.problems.logistic_regression("breast_cancer", n_workers=4, batch_size=4, reg=1e-2)
+    g = jax.grad(p.objective)(p.x_star)
+    assert float(jnp.linalg.norm(g)) < 1e-4
+    assert p.mu == pytest.approx(1e-2) and p.L > p.mu
+    m = p.evaluate(jnp.tile(p.x_star, (4, 1)))
+    assert float(m["suboptimality"]) < 1e-5 and 0.9 < float(m["accuracy"]) <= 1
+
+
+def test_multinomial_digits_and_mlp_shapes():
+    p = jg.problems.logistic_regression("digits", n_workers=8, batch_size=4, solve_optimum=False)
+    assert p.d == 64 * 10 + 10 and p.classification
+    m = jg.problems.mlp("digits", n_workers=8, hidden=(16,), batch_size=4)
+    assert m.d == 64 * 16 + 16 + 16 * 10 + 10
+    G, losses = m.stochastic_grads(jax.random.key(0), jnp.tile(m.x0, (8, 1)))
+    assert G.shape == (8, m.d) and bool(jnp.all(jnp.isfinite(G)))
+
+
+@pytest.mark.parametrize("how", ["iid", "label", "dirichlet"])
+def test_partitions_cover_the_data(how):
+    X, y, _, _ = D.load("digits", seed=0)
+    sh = D.partition(X, y, 7, how, alpha=0.3, seed=1)
+    Xs, ys, counts = sh
+    assert counts.sum() == len(X) and (counts >= 1).all() and Xs.shape[:2] == (7, counts.max())
+    seen = np.concatenate([ys[i, : counts[i]] for i in range(7)])
+    assert np.array_equal(np.sort(seen), np.sort(y))
+    if how == "label":
+        assert np.mean([len(np.unique(ys[i, : counts[i]])) for i in range(7)]) < 4
+
+
+def test_unequal_shares_are_weighted_per_worker():
+    X = np.arange(10, dtype=np.float32)[:, None]
+    y = np.arange(10) % 2
+    p = jg.problems.logistic_regression((X, y, X[:0], y[:0]), n_workers=3, batch_size=1, solve_optimum=False)
+    assert sorted(np.asarray(p.counts).tolist()) == [3, 3, 4]
+    x = jnp.array([0.3, -0.1])
+    loc = np.asarray(p.local_objectives(jnp.tile(x, (3, 1))))
+    assert float(p.objective(x)) == pytest.approx(loc.mean(), rel=1e-6)
+
+
+def test_user_arrays_and_synthetic():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    p = jg.problems.logistic_regression((X, y), n_workers=4, batch_size=2)
+    assert p.d == 4 and p.test_x.shape[0] == 40
+    s = jg.problems.logistic_regression("synthetic", n_workers=4, batch_size=2, solve_optimum=False)
+    assert s.d == 21
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="batch_size=500 is larger than the smallest worker"):
+        jg.problems.logistic_regression("digits", n_workers=16, batch_size=500, solve_optimum=False)
+    with pytest.raises(ValueError, match="n_workers=50 is more than the 40 training samples"):
+        jg.problems.logistic_regression((np.zeros((50, 2)), np.arange(50) % 2), n_workers=50, solve_optimum=False)
+    with pytest.raises(ValueError, match="more than the"):
+        D.partition(np.zeros((3, 1)), np.zeros(3), 5)
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        jg.problems.logistic_regression("imagenet")
+    with pytest.raises(ValueError, match="partition must be one of"):
+        jg.problems.logistic_regression("digits", partition="weird")
+    with pytest.raises(ValueError, match="problem must be one of"):
+        jg.problems.get("svm")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        jg.problems.quadratic(batch_size=0)

@@ -1,0 +1,105 @@
+import networkx as nx
+import numpy as np
+import pytest
+
+import jaxgossip as jg
+from jaxgossip import topology as T
+
+
+@pytest.mark.parametrize("n", [3, 4, 8, 16, 33])
+def test_ring_rho_closed_form(n):
+    topo = T.ring(n)
+    assert np.allclose(np.diag(topo.W), 1 / 3) and np.allclose(topo.W[0, [1, n - 1]], 1 / 3)
+    k = np.arange(1, n)
+    closed = np.max(np.abs(1 + 2 * np.cos(2 * np.pi * k / n)) / 3)
+    assert abs(topo.rho - closed) < 1e-12
+    assert abs(T.ring_rho(n) - closed) < 1e-12
+    assert abs(topo.spectral_gap - (1 - closed)) < 1e-12
+
+
+BUILT = [
+    T.ring(8), T.torus(3, 4), T.complete(5), T.star(6), T.hypercube(8), T.exponential(16),
+    T.erdos_renyi(20, 0.3, seed=1), T.ring(10, weights="metropolis"), T.ring(10, weights="laplacian"),
+    T.from_adjacency(nx.path_graph(6)), T.from_adjacency(nx.cycle_graph(7), weights="uniform"),
+]
+
+
+@pytest.mark.parametrize("topo", BUILT, ids=lambda t: t.name)
+def test_mixing_matrices_are_valid(topo):
+    W = topo.W
+    assert np.allclose(W, W.T)
+    assert np.allclose(W.sum(0), 1) and np.allclose(W.sum(1), 1)
+    assert (W >= -1e-12).all()
+    assert 0 <= topo.rho < 1
+    assert np.array_equal(topo.degrees, topo.adjacency.sum(1))
+    for i, nb in enumerate(topo.neighbors):
+        assert i not in nb and all(W[i, j] > 0 for j in nb)
+    if topo.permutations is not None:
+        w0, perms = topo.permutations
+        M = w0 * np.eye(topo.n)
+        for p, w in perms:
+            M[np.arange(topo.n), p] += w
+        assert np.allclose(M, W)
+
+
+def test_known_spectra():
+    assert T.complete(6).rho < 1e-12
+    assert T.hypercube(16).degrees.tolist() == [4] * 16
+    assert T.torus(4, 4).degrees.tolist() == [4] * 16
+    assert T.exponential(16).max_degree == 7
+    assert T.star(5).degrees.tolist() == [4, 1, 1, 1, 1]
+
+
+def test_laplacian_weights_match_paper_formula():
+    topo = T.erdos_renyi(50, 0.4, seed=0, weights="laplacian")
+    A = topo.adjacency.astype(float)
+    L = np.diag(A.sum(1)) - A
+    kappa = A.sum(1).max() + 1
+    assert np.allclose(topo.W, np.eye(50) - L / kappa)
+    with pytest.raises(ValueError, match="kappa"):
+        T.erdos_renyi(50, 0.4, seed=0, weights="laplacian", kappa=1.0)
+
+
+@pytest.mark.parametrize(
+    "W, match",
+    [
+        (np.array([[0.5, 0.5], [0.2, 0.8]]), "symmetric"),
+        (np.array([[0.5, 0.6], [0.6, 0.5]]), "doubly stochastic"),
+        (np.array([[1.2, -0.2], [-0.2, 1.2]]), "non-negative"),
+        (np.eye(4), "disconnected"),
+        (np.array([[0.0, 1.0], [1.0, 0.0]]), "eigenvalue -1"),
+        (np.ones((2, 3)), "square"),
+    ],
+)
+def test_bad_mixing_matrix_errors(W, match):
+    with pytest.raises(ValueError, match=match):
+        T.Topology(W)
+
+
+def test_bad_builder_arguments():
+    with pytest.raises(ValueError, match="power of two"):
+        T.hypercube(6)
+    with pytest.raises(ValueError, match="n must be an integer"):
+        T.ring(1)
+    with pytest.raises(ValueError, match="p must lie"):
+        T.erdos_renyi(10, 1.5)
+    with pytest.raises(ValueError, match="weights must be one of"):
+        T.ring(5, weights="bogus")
+    with pytest.raises(ValueError, match="disconnected"):
+        T.from_adjacency(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="topology must be one of"):
+        T.get("moebius", 8)
+
+
+def test_time_varying():
+    tv = T.time_varying([T.ring(8), T.hypercube(8)])
+    assert tv.n == 8 and tv.W.shape == (2, 8, 8)
+    P = T.hypercube(8).W @ T.ring(8).W
+    expected = np.sqrt(np.sort(np.abs(np.linalg.eigvals(P - 1 / 8)))[-1])
+    assert abs(tv.rho - expected) < 1e-9
+    with pytest.raises(ValueError, match="same n"):
+        T.time_varying([T.ring(8), T.ring(6)])
+
+
+def test_public_surface_reexports():
+    assert jg.topology.ring is T.ring
