@@ -9,6 +9,8 @@ from jaxgossip.cost import ComputeModel, Cost, Network
 from jaxgossip.plots import plot_grid, plot_results
 from jaxgossip.result import Result
 from jaxgossip.simulate import simulate
+from jaxgossip import checkpoint, distributed  # noqa: E402  (checkpointed runs, jax.distributed)
+from jaxgossip.sweep import sweep  # noqa: E402  (grid x seeds as one vmapped program)
 from jaxgossip import theory  # noqa: E402  (DCD condition, alpha, rho, mu)
 
 __version__ = "0.1.0"
@@ -27,6 +29,9 @@ __all__ = [
     "Network",
     "Result",
     "simulate",
+    "sweep",
+    "checkpoint",
+    "distributed",
     "plot_results",
     "plot_grid",
     "__version__",

@@ -85,7 +85,10 @@ def _merge_flags(cfg: dict, args) -> dict:
     for key in ("steps", "eval_every", "seed"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
-    prob = cfg.setdefault("problem", {"name": "logistic_regression", "data": "digits", "n_workers": 16, "batch_size": 8})
+    default = {"name": "logistic_regression", "data": "digits", "n_workers": 16, "batch_size": 8}
+    if args.problem and args.problem != "logistic_regression":
+        default = {"name": args.problem}
+    prob = cfg.setdefault("problem", default)
     if args.problem:
         prob["name"] = args.problem
     for key in ("data", "n_workers", "batch_size", "partition"):
@@ -116,16 +119,32 @@ def _merge_flags(cfg: dict, args) -> dict:
     return cfg
 
 
+def _checked(get, registry, what, name, kw):
+    """Call ``get(name, **kw)`` after checking the keywords, so a typo is a clear error, not a TypeError."""
+    import inspect
+
+    if name in registry:
+        params = inspect.signature(registry[name]).parameters
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            unknown = sorted(set(kw) - set(params))
+            if unknown:
+                raise ValueError(f"{what} {name!r} takes no option(s) {unknown}; it takes {sorted(params)}.")
+    return get(name, **kw)
+
+
 def _build_algorithm(run: dict):
     import jaxgossip as jg
 
+    if "algorithm" not in run:
+        raise ValueError(f"each [[run]] needs an `algorithm` name; got {run}.")
     kw = {k: v for k, v in run.items() if k not in ("algorithm", "label")}
-    if isinstance(kw.get("compressor"), dict):
-        comp = dict(kw["compressor"])
-        kw["compressor"] = jg.compressors.get(comp.pop("name"), **comp)
-    elif isinstance(kw.get("compressor"), str):
-        kw["compressor"] = jg.compressors.get(kw["compressor"])
-    return jg.algorithms.get(run["algorithm"], **kw)
+    comp = kw.get("compressor")
+    if isinstance(comp, str):
+        comp = {"name": comp}
+    if isinstance(comp, dict):
+        comp = dict(comp)
+        kw["compressor"] = _checked(jg.compressors.get, jg.compressors.REGISTRY, "compressor", comp.pop("name"), comp)
+    return _checked(jg.algorithms.get, jg.algorithms.REGISTRY, "algorithm", run["algorithm"], kw)
 
 
 def run_config(cfg: dict, progress: bool = True):
@@ -133,7 +152,7 @@ def run_config(cfg: dict, progress: bool = True):
     import jaxgossip as jg
 
     prob_kw = dict(cfg["problem"])
-    problem = jg.problems.get(prob_kw.pop("name"), **prob_kw)
+    problem = _checked(jg.problems.get, jg.problems.REGISTRY, "problem", prob_kw.pop("name", None), prob_kw)
     topo_kw = dict(cfg.get("topology", {"name": "ring"}))
     topology = jg.topology.get(topo_kw.pop("name"), problem.n, **topo_kw)
     network = jg.Network(**cfg.get("network", {}))

@@ -16,9 +16,17 @@ def _quadratic(n, batch=4):
 
 
 # ---- references: plain Python event loops in float64 over absolute times ------------------------------------------------
+@jax.jit
+def _draws(problem, compute, seed, t, X):
+    """Event t's stochastic gradients of the stack at X and computation times, from the keys simulate gives step t."""
+    key = jax.random.fold_in(jax.random.key(seed), t)
+    G, _ = problem.stochastic_grads(jax.random.fold_in(key, 0), X)
+    return G, compute.times(jax.random.fold_in(key, 2), X.shape[0], problem.batch_size)
+
+
 def _ref_async_dsgd(problem, topo, compute, lr, seed, events):
     """Keeps every model each worker ever sent with its arrival time and reads the latest arrived one."""
-    n, d, b = problem.n, problem.d, problem.batch_size
+    n, d = problem.n, problem.d
     W = np.asarray(topo.W, np.float64)
     send = np.asarray(topo.degrees, np.float64) * (NET.latency + 32 * d / 8 / NET.bandwidth)
     X = np.tile(np.asarray(problem.x0, np.float64), (n, 1))
@@ -26,13 +34,11 @@ def _ref_async_dsgd(problem, topo, compute, lr, seed, events):
     start, finish = send.copy(), np.full(n, np.nan)  # each worker first sends x0, then computes
     times, stale_reads, tie_events = [], 0, 0
     for t in range(events):
-        key = jax.random.fold_in(jax.random.key(seed), t)
-        dur = np.asarray(compute.times(jax.random.fold_in(key, 2), n, b), np.float64)
+        G, dur = (np.asarray(a, np.float64) for a in _draws(problem, compute, seed, t, X.astype(np.float32)))
         finish = np.where(np.isnan(finish), start + dur, finish)
         now = finish.min()
         active = np.flatnonzero(finish == now)
         tie_events += len(active) > 1
-        G = np.asarray(problem.stochastic_grads(jax.random.fold_in(key, 0), X.astype(np.float32))[0], np.float64)
         new = {}
         for i in active:
             seen = np.stack([X[i] if j == i else [m for a, m in sent[j] if a <= now][-1] for j in range(n)])
@@ -48,7 +54,7 @@ def _ref_async_dsgd(problem, topo, compute, lr, seed, events):
 
 def _ref_asgd(problem, compute, lr, seed, events):
     """One server with a receive and a send link, each serving messages one at a time in arrival order."""
-    n, d, b = problem.n, problem.d, problem.batch_size
+    n, d = problem.n, problem.d
     msg = NET.latency + 32 * d / 8 / NET.bandwidth
     x = np.asarray(problem.x0, np.float64)
     pulled, version, t = np.tile(x, (n, 1)), np.zeros(n, int), 0
@@ -56,14 +62,12 @@ def _ref_asgd(problem, compute, lr, seed, events):
     recv_free, send_free = 0.0, n * msg
     times, stale = [], []
     for s in range(events):
-        key = jax.random.fold_in(jax.random.key(seed), s)
-        dur = np.asarray(compute.times(jax.random.fold_in(key, 2), n, b), np.float64)
+        G, dur = (np.asarray(a, np.float64) for a in _draws(problem, compute, seed, s, pulled.astype(np.float32)))
         finish = np.where(np.isnan(finish), start + dur, finish)
         i = int(np.argmin(finish))
         recv_free = max(finish[i], recv_free) + msg
         send_free = max(recv_free, send_free) + msg
-        G = problem.stochastic_grads(jax.random.fold_in(key, 0), pulled.astype(np.float32))[0]
-        x = x - lr * np.asarray(G[i], np.float64)
+        x = x - lr * G[i]
         stale.append(t - version[i])
         t += 1
         pulled[i], version[i], start[i], finish[i] = x, t, send_free, np.nan
@@ -74,23 +78,27 @@ def _ref_asgd(problem, compute, lr, seed, events):
 # ---- asynchronous DSGD ------------------------------------------------------------------------------------------------
 def test_async_dsgd_with_equal_constant_speeds_is_dpsgd():
     """On a regular graph every worker finishes at once: one step is one D-PSGD round (paper order), exactly."""
-    p, topo, comp = _quadratic(8), jg.topology.ring(8), jg.ComputeModel(speed=400.0)
+    p, topo, comp = _quadratic(8), jg.topology.ring(8), jg.ComputeModel.given([400.0] * 8)
     kw = dict(steps=12, eval_every=3, network=NET, compute=comp, seed=3)
     sync = jg.simulate(p, jg.algorithms.dpsgd(lr=0.05, order="paper"), topo, **kw)
+    asyn = jg.simulate(p, jg.algorithms.async_dsgd(lr=0.05), topo, **kw)
     before = TRACE_COUNT["chunk"]
-    runs = [jg.simulate(p, jg.algorithms.async_dsgd(lr=lr), topo, **kw) for lr in (0.05, 0.02)]
-    assert TRACE_COUNT["chunk"] == before + 1  # lr is traced: one compile for both
-    asyn = runs[0]
+    other = jg.simulate(p, jg.algorithms.async_dsgd(lr=0.02), topo, **kw)
+    assert TRACE_COUNT["chunk"] == before  # lr is traced: no recompile
     np.testing.assert_array_equal(np.asarray(asyn.state.x), np.asarray(sync.state.x))
     np.testing.assert_array_equal(asyn.metrics["loss"], sync.metrics["loss"])
     np.testing.assert_allclose(asyn.metrics["sim_time"], sync.metrics["sim_time"], rtol=1e-6)
     np.testing.assert_array_equal(asyn.metrics["bits"], sync.metrics["bits"])
     np.testing.assert_array_equal(np.asarray(asyn.state.updates), np.full(8, 12))
-    assert not np.allclose(np.asarray(runs[1].state.x), np.asarray(asyn.state.x))
+    assert not np.allclose(np.asarray(other.state.x), np.asarray(asyn.state.x))
 
 
-@pytest.mark.parametrize("compute", [jg.ComputeModel(speed=937.0), jg.ComputeModel.uniform(500.0, 2000.0)],
-                         ids=["constant-irregular", "uniform"])
+# fixed speeds, equal within each degree class (degrees 3, 3, 2, 3, 3, 2) and chosen so that no model arrives at the very
+# instant of an event (where float rounding of the clocks would decide whether it counts)
+_GIVEN = jg.ComputeModel.given([1000.0, 1000.0, 937.0, 1000.0, 1000.0, 937.0])
+
+
+@pytest.mark.parametrize("compute", [_GIVEN, jg.ComputeModel.uniform(500.0, 2000.0)], ids=["given-ties", "uniform"])
 def test_async_dsgd_matches_event_reference(compute):
     """Event times, models, bits and update counts against a Python event loop that keeps every sent model.
 
@@ -107,24 +115,25 @@ def test_async_dsgd_matches_event_reference(compute):
                       compute=compute, seed=seed)
     X, times, stale_reads, ties = _ref_async_dsgd(p, topo, compute, lr, seed, events)
     assert stale_reads > 0
-    assert (ties > 0) == (compute.distribution == "constant")
+    assert (ties > 0) == (compute.distribution == "given")
     np.testing.assert_allclose(res.metrics["sim_time"][1:], times, rtol=1e-5)
     assert np.all(np.diff(res.metrics["sim_time"]) > 0)
     np.testing.assert_allclose(np.asarray(res.state.x), X, rtol=1e-4, atol=1e-5)
     updates = np.asarray(res.state.updates)
     assert updates.sum() >= events and updates.min() > 0
     np.testing.assert_allclose(res.metrics["bits"][-1], 32 * p.d * np.sum(updates * topo.degrees))
-    assert res.metrics["loss"][-1] < 0.5 * res.metrics["loss"][0]
+    assert res.metrics["loss"][-1] < res.metrics["loss"][0]
 
 
 def test_async_dsgd_beats_synchronous_rounds_under_stragglers():
-    """Two workers 10x slower: synchronous D-PSGD waits for them every round, the others run on asynchronously."""
+    """Two workers 10x slower: synchronous D-PSGD waits for them every round, the others run on asynchronously.
+    (The same static configuration as the test above, so nothing recompiles.)"""
     p, topo = _quadratic(8), jg.topology.ring(8)
-    comp = jg.ComputeModel.uniform(800.0, 1200.0).with_stragglers((0, 4), slowdown=10.0)
-    kw = dict(eval_every=20, network=NET, compute=comp, seed=0)
-    sync = jg.simulate(p, jg.algorithms.dpsgd(lr=0.05), topo, steps=20, **kw)
-    asyn = jg.simulate(p, jg.algorithms.async_dsgd(lr=0.05), topo, steps=200, **kw)
-    sync_rate = 8 * 20 / sync.metrics["sim_time"][-1]
+    comp = jg.ComputeModel.given([40.0, 400.0, 400.0, 400.0, 40.0, 400.0, 400.0, 400.0])
+    kw = dict(steps=12, eval_every=3, network=NET, compute=comp, seed=0)
+    sync = jg.simulate(p, jg.algorithms.dpsgd(lr=0.05, order="paper"), topo, **kw)
+    asyn = jg.simulate(p, jg.algorithms.async_dsgd(lr=0.05), topo, **kw)
+    sync_rate = 8 * 12 / sync.metrics["sim_time"][-1]
     updates = np.asarray(asyn.state.updates)
     assert updates.sum() / asyn.metrics["sim_time"][-1] > 3 * sync_rate  # updates per simulated second
     assert updates[[0, 4]].max() < updates[[1, 2, 3, 5, 6, 7]].min()
@@ -165,10 +174,11 @@ def test_asgd_staleness_follows_the_compute_model():
     far staler (about 10 (n - 1)) and the others' less stale than with equal speeds."""
     p, n, T = _quadratic(4), 4, 200
     kw = dict(steps=T, eval_every=T, network=jg.Network(latency=1e-5, bandwidth=1e9), seed=0)
-    equal = jg.simulate(p, jg.algorithms.asgd(lr=0.02), compute=jg.ComputeModel(speed=100.0), **kw)
+    equal = jg.simulate(p, jg.algorithms.asgd(lr=0.02), compute=jg.ComputeModel.given([100.0] * n), **kw)
     hist = np.asarray(equal.state.staleness)
-    assert hist[n - 1] >= T - n and hist[:n - 1].sum() == n and hist[n:].sum() == 0
-    slow = jg.ComputeModel(speed=100.0).with_stragglers((0,), slowdown=10.0)
+    np.testing.assert_array_equal(hist[:n], [1] * (n - 1) + [T - (n - 1)])  # first round: 0, 1, ..., n - 1
+    assert hist[n:].sum() == 0
+    slow = jg.ComputeModel.given([10.0] + [100.0] * (n - 1))  # the same static configuration: no recompile
     strag = jg.simulate(p, jg.algorithms.asgd(lr=0.02), compute=slow, **kw)
     mean = np.asarray(strag.state.stale_sum) / np.maximum(np.asarray(strag.state.pushes), 1)
     assert mean[0] > 5 * (n - 1) and mean[1:].max() < n - 1
@@ -176,12 +186,12 @@ def test_asgd_staleness_follows_the_compute_model():
 
 
 def test_one_worker_gradient_is_a_row_of_the_stack():
-    p = jg.problems.logistic_regression("breast_cancer", n_workers=4, batch_size=5, solve_optimum=False)
-    X = 0.1 * jax.random.normal(jax.random.key(0), (4, p.d))
+    p = jg.problems.quadratic(n_workers=4, dim=5, samples_per_worker=9, batch_size=3, grad_noise=0.5, seed=2)
+    X = jax.random.normal(jax.random.key(0), (4, 5))
+    rows = jax.jit(lambda p, k, X: jax.vmap(lambda i: one_worker_grad(p, k, i, X[i]))(jax.numpy.arange(4)))
     key = jax.random.key(9)
-    G, _ = p.stochastic_grads(key, X)
-    for i in (0, 3):
-        np.testing.assert_allclose(np.asarray(one_worker_grad(p, key, i, X[i])), np.asarray(G[i]), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(rows(p, key, X)), np.asarray(jax.jit(p.stochastic_grads)(key, X)[0]),
+                               rtol=1e-5, atol=1e-6)
 
 
 # ---- validation ------------------------------------------------------------------------------------------------------
@@ -202,3 +212,18 @@ def test_bad_parameters_raise(factory, kwargs, match):
 def test_async_dsgd_needs_a_topology():
     with pytest.raises(ValueError, match="topology"):
         jg.simulate(_quadratic(4), jg.algorithms.async_dsgd(lr=0.1), steps=2)
+
+
+def test_async_dsgd_one_row_path_with_momentum_is_layout_independent():
+    """Random speeds (one worker per event, the one-row path) with per-worker momentum: the same numbers whether the
+    worker axis is spread over 8 devices or kept on one, and the loss goes down."""
+    import optax
+
+    p, topo = _quadratic(8), jg.topology.ring(8)
+    algo = jg.algorithms.async_dsgd(lr=0.03, optimizer=optax.trace(0.5))
+    kw = dict(steps=40, eval_every=40, network=NET, compute=jg.ComputeModel.uniform(500.0, 2000.0), seed=4)
+    spread, single = (jg.simulate(p, algo, topo, shard=s, **kw) for s in (True, False))
+    assert spread.config["devices"] == 8 and single.config["devices"] == 1
+    np.testing.assert_allclose(np.asarray(spread.state.x), np.asarray(single.state.x), rtol=1e-5, atol=1e-6)
+    assert int(np.asarray(spread.state.updates).sum()) == 40
+    assert spread.metrics["loss"][-1] < spread.metrics["loss"][0]

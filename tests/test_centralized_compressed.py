@@ -54,22 +54,20 @@ def _trajectories(algos, problem, mixing, pricing, steps):
 
 
 def _algorithms():
-    out = {"cpsgd": A.cpsgd(lr=LR, pattern="parameter_server")}
     identity = C.identity()
-    out.update({
+    out = {
+        "cpsgd": A.cpsgd(lr=LR, pattern="parameter_server"),
         "id/csgd_ps": A.csgd(LR, identity, form="parameter_server"),
         "id/csgd_allreduce": A.csgd(LR, identity, form="allreduce"),
         "id/ec_double": A.ec_sgd(LR, identity, compression="double"),
         "id/ec_single": A.ec_sgd(LR, identity, compression="single"),
-        "id/doublesqueeze": A.doublesqueeze(LR, identity),
-    })
+        "csgd_ps/sign": A.csgd(LR, C.sign()),
+        "csgd_allreduce/quantize2": A.csgd(LR, C.quantize(bits=2), form="allreduce"),
+    }
     for cname, comp in _compressors().items():
         out[f"ec_double/{cname}"] = A.ec_sgd(LR, comp, compression="double")
-        out[f"ec_single/{cname}"] = A.ec_sgd(LR, comp, compression="single")
-        out[f"csgd_ps/{cname}"] = A.csgd(LR, comp, form="parameter_server")
-    out["csgd_allreduce/quantize2"] = A.csgd(LR, C.quantize(bits=2), form="allreduce")
-    out["csgd/top_k1"] = A.csgd(LR, C.top_k(k=1))
-    out["doublesqueeze/top_k1"] = A.doublesqueeze(LR, C.top_k(k=1))
+    for cname in SINGLE:
+        out[f"ec_single/{cname}"] = A.ec_sgd(LR, _compressors()[cname], compression="single")
     return out
 
 
@@ -86,13 +84,14 @@ def _compressors():
         "sign": C.sign(),
         "top_k": C.top_k(k=2),
         "clip_low_bits": C.clip_low_bits(20),
-        "random_k_unscaled": C.random_k(k=3, scaled=False),
     }
 
 
+SINGLE = ("sign", "top_k")
+
+
 # ---- Lemma 3.4.1 ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("compression", ["double", "single"])
-@pytest.mark.parametrize("cname", list(_compressors()))
+@pytest.mark.parametrize("compression,cname", [("double", c) for c in _compressors()] + [("single", c) for c in SINGLE])
 def test_lemma_3_4_1_auxiliary_sequence_is_sgd(problem, runs, cname, compression):
     """x~_t = x_t - lr Omega_{t-1} obeys x~_{t+1} = x~_t - lr mean_n g_t^(n) (g at x_t), to float precision."""
     last, states, gbar, _ = runs[f"ec_{compression}/{cname}"]
@@ -113,7 +112,7 @@ def test_lemma_3_4_1_auxiliary_sequence_is_sgd(problem, runs, cname, compression
 
 
 # ---- identity compressor == C-PSGD ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["csgd_ps", "csgd_allreduce", "ec_double", "ec_single", "doublesqueeze"])
+@pytest.mark.parametrize("name", ["csgd_ps", "csgd_allreduce", "ec_double", "ec_single"])
 def test_identity_compressor_equals_cpsgd_step_for_step(runs, name):
     ref_x, got_x = np.asarray(runs["cpsgd"][1].x), np.asarray(runs[f"id/{name}"][1].x)
     assert np.abs(ref_x[-1] - ref_x[0]).max() > 0.1  # the runs move
@@ -179,7 +178,7 @@ def test_vectors_exchanged_match_slides_and_bits(runs, cname):
     ]
     for key, algo, want in cases:
         assert A.vectors_exchanged(algo, N, D) == pytest.approx(want, rel=1e-6), algo
-        if key is not None:  # the bits the compiled steps reported, every step
+        if key in runs:  # the bits the compiled steps reported, every step
             np.testing.assert_allclose(np.asarray(runs[key][3]) / (32 * D), want, rtol=1e-6)
     assert A.slides_vectors("standard", N, c) == 2 * N
     assert A.slides_vectors("single", N, c) == pytest.approx(N * (1 + c))
@@ -213,15 +212,6 @@ def test_simulate_bits_metric_and_seconds(problem):
     # per step: the slowest worker's batch (2 samples at 1000 samples/s) + N messages up and N down, one at a time
     per_step = 2 / 1000 + 2 * N * (1e-3 + bits / 8 / 1e6)
     assert res.metrics["sim_time"][-1] == pytest.approx(20 * per_step, rel=1e-5)
-
-
-# ---- biased compressors: EC helps --------------------------------------------------------------------------------
-def test_error_compensation_beats_plain_csgd_with_top_k(problem, runs):
-    f = jax.jit(jax.vmap(problem.objective))
-    x = np.stack([runs[k][0].x[0] for k in ("cpsgd", "csgd/top_k1", "doublesqueeze/top_k1")])
-    f_sgd, f_cs, f_ec = np.asarray(f(x)) - float(problem.f_star)
-    assert f_ec < 0.5 * f_cs
-    assert f_ec < 3 * f_sgd + 1e-3
 
 
 # ---- bad input -----------------------------------------------------------------------------------------------------

@@ -151,12 +151,13 @@ def test_qsgd_bucket_variance_bound():
 
 # ---- deterministic contraction bounds -------------------------------------------------------------------------------
 def _random_vectors(m=300, d=40, seed=1):
-    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
-    gauss = jax.random.normal(k1, (m, d))
-    heavy = jax.random.cauchy(k2, (m, d))
-    sparse = gauss * (jax.random.uniform(k3, (m, d)) < 0.1)
-    ties = jnp.ones((1, d)) * jnp.array([1.0, -1.0] * (d // 2))
-    return jnp.concatenate([gauss, heavy, sparse, ties])
+    """Gaussian, heavy-tailed (Cauchy) and sparse rows, plus one row of +-1 ties: (3m + 1, d)."""
+    rng = np.random.default_rng(seed)
+    gauss = rng.standard_normal((m, d))
+    heavy = rng.standard_cauchy((m, d))
+    sparse = rng.standard_normal((m, d)) * (rng.random((m, d)) < 0.1)
+    ties = np.tile([1.0, -1.0], (1, d // 2))
+    return jnp.asarray(np.concatenate([gauss, heavy, sparse, ties]), jnp.float32)
 
 
 @jax.jit
@@ -275,6 +276,7 @@ def test_messages_fit_their_bit_counts():
     for comp, k in ((C.random_k(k=4), 4), (C.top_k(k=4), 4)):
         nz = (_samples(comp) != 0).sum(1)
         assert nz.max() <= k  # X has one zero, so a random-k message may decode to k - 1 nonzeros
+        assert np.all((_samples(comp, X + 10.0) != 0).sum(1) == k)  # no zeros in x: exactly k values sent
     nz = (_samples(C.sparsify(p=0.25)) != 0).sum(1)
     assert abs(nz.mean() - 0.25 * (D - 1)) < 5 * nz.std() / math.sqrt(N)
 
@@ -394,6 +396,7 @@ def test_error_feedback_first_step_and_identity():
     np.testing.assert_array_equal(Xhat, C.compress_rows(inner, key, Xs))  # same per-worker keys as compress_rows
     np.testing.assert_array_equal(E, Xs - Xhat)
     idt = C.with_error_feedback(C.identity())
+    assert idt.init((4, D)).shape == (4, D) and idt.init_rows(Xs).shape == Xs.shape
     x_hat, e = idt.compress(key, Xs[0], idt.init(Xs[0]))
     np.testing.assert_array_equal(x_hat, Xs[0])
     assert not bool(jnp.any(e))
@@ -406,6 +409,8 @@ def test_registry_builds_every_compressor():
     for name in C.REGISTRY:
         if name in ("bounded", "with_error_feedback"):
             continue  # bounded: another helper's, tested in its own file; error feedback: tested above
-        out, bits = run(C.get(name, **kwargs.get(name, {})))
+        comp = C.get(name, **kwargs.get(name, {}))
+        out, bits = run(comp)
         assert out.shape == X.shape and bool(jnp.all(jnp.isfinite(out))) and float(bits) > 0
+        assert not bool(jnp.any(comp.compress(jax.random.key(1), jnp.zeros(D))))  # 0 -> 0, no NaN from 0 / 0
     assert isinstance(C.get("with_error_feedback", **kwargs["with_error_feedback"]), C.ErrorFeedback)

@@ -153,7 +153,10 @@ def async_dsgd(lr=0.1, optimizer=None) -> Algorithm:
     identical constant speeds on a regular graph every step is one round of D-PSGD, X_{t+1} = W X_t - lr G(X_t)
     (``dpsgd(order="paper")``), exactly, at the same simulated times.
 
-    The state (:class:`AsyncDSGDState`) also counts each worker's updates.
+    The state (:class:`AsyncDSGDState`) also counts each worker's updates. The bits of a step are the models sent by
+    the workers that updated in it (each to its deg_i neighbours). A neighbour's model that arrives at the very instant
+    of an event counts as received; the clocks are float32, so such exact coincidences (constant speeds on an
+    irregular graph produce them) may resolve either way.
 
     Args:
       lr: step size alpha (traced), >= 0.

@@ -47,11 +47,15 @@ class ErrorFeedback:
         """False: the message C(x + e) is not an unbiased estimate of x (error feedback trades bias for memory)."""
         return False
 
-    def init(self, x: jax.Array) -> jax.Array:
-        """A zero error shaped like x (one vector)."""
+    def init(self, x, dtype=jnp.float32) -> jax.Array:
+        """A zero error shaped like ``x``: an array (its shape and dtype) or a shape tuple (with ``dtype``)."""
+        if isinstance(x, tuple):
+            return jnp.zeros(x, dtype)
         return jnp.zeros_like(x)
 
-    init_rows = init
+    def init_rows(self, X, dtype=jnp.float32) -> jax.Array:
+        """Zero errors for an (n, d) stack (or an (n, d) shape tuple): one error row per worker."""
+        return self.init(X, dtype)
 
     def compress(self, key: jax.Array, x: jax.Array, error: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Send x with error feedback: returns (C(x + error), x + error - C(x + error))."""

@@ -1,8 +1,10 @@
 """Sparsifiers: random sparsification (keep with probability p), random-k (scaled or not), top-k.
 
-Every k here is *traced*: the kept set is chosen by rank (``rank < k``) rather than by ``lax.top_k``, so k (or the
-fraction k / d) is an ordinary array leaf of the compressor and a sweep over it is a vmap, not a recompile. A sparse
-message carries, for each kept value, the float32 value and its index (ceil(log2 d) bits).
+Every k here is *traced*: the kept set is found by a 32-step bitwise binary search for the k-th largest key (random
+bits for random-k, the magnitude's float32 bit pattern for top-k) rather than by ``lax.top_k`` (static k) or a sort,
+so k (or the fraction k / d) is an ordinary array leaf of the compressor and a sweep over it is a vmap, not a
+recompile; exactly k values are kept. A sparse message carries, for each kept value, the float32 value and its index
+(ceil(log2 d) bits).
 
 References:
   Liu & Zhang (survey), Sec. 3.1 (randomized sparsification, Wangni et al. 2018) and Sec. 3.2 (top-k, biased);
@@ -49,10 +51,26 @@ def _k_from_fraction(fraction, d):
     return jnp.maximum(1.0, jnp.round(fraction * d))
 
 
-def _keep_first(order, k):
-    """Mask over coordinates: True for the first k entries of the permutation ``order`` (k traced)."""
-    d = order.shape[0]
-    return jnp.zeros(d, bool).at[order].set(jnp.arange(d) < k)
+def _largest_mask(u, k):
+    """Mask of the k largest entries of a uint32 vector u (k traced; ties broken by the lowest index).
+
+    A bitwise binary search finds t, the k-th largest value (the largest t with #{u >= t} >= k): 32 passes of a
+    compare-and-count over u, no sort. Then every u > t is kept, and of the u == t the first k - #{u > t}.
+    """
+
+    def set_bit(i, t):
+        cand = t | jnp.left_shift(jnp.uint32(1), (31 - i).astype(jnp.uint32))
+        return jnp.where(jnp.sum(u >= cand) >= k, cand, t)
+
+    t = jax.lax.fori_loop(0, 32, set_bit, jnp.uint32(0))
+    above = u > t
+    tie = u == t
+    return above | (tie & (jnp.cumsum(tie) <= k - jnp.sum(above)))
+
+
+def _magnitude_order(x):
+    """|x| as uint32 words: for non-negative float32 values the bit pattern orders like the value."""
+    return jax.lax.bitcast_convert_type(jnp.abs(x).astype(jnp.float32), jnp.uint32)
 
 
 def _sparse_bits(d, k):
@@ -63,7 +81,7 @@ def _sparse_bits(d, k):
 def _random_k_core(key, x, k, scaled):
     flat = x.reshape(-1)
     d = flat.shape[0]
-    keep = _keep_first(jax.random.permutation(key, d), k)
+    keep = _largest_mask(jax.random.bits(key, (d,), jnp.uint32), k)
     scale = d / k if scaled else 1.0
     return jnp.where(keep, flat * scale, jnp.zeros_like(flat)).reshape(x.shape)
 
@@ -91,7 +109,7 @@ def _random_k_fraction_bits(d, scaled, fraction):
 # ---- top-k -----------------------------------------------------------------------------------------------------------
 def _top_k_core(x, k):
     flat = x.reshape(-1)
-    keep = _keep_first(jnp.argsort(-jnp.abs(flat), stable=True), k)
+    keep = _largest_mask(_magnitude_order(flat), k)
     return jnp.where(keep, flat, jnp.zeros_like(flat)).reshape(x.shape)
 
 

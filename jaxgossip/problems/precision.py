@@ -39,7 +39,12 @@ def as_float64(problem, newton_steps: int = 8, max_dim: int = 4000):
     if p.x_star is None or p.d > max_dim:
         return p
     x = p.x_star
-    grad, hess = jax.jit(jax.grad(p.objective)), jax.jit(jax.hessian(p.objective))
+    plain = p.replace(L=None, mu=None, name="")  # problems of the same shapes share one compiled Newton step
     for _ in range(newton_steps):
-        x = x - jnp.linalg.solve(hess(x), grad(x))
+        x = _newton_step(plain, x)
     return p.replace(x_star=x, f_star=p.objective(x))
+
+
+@jax.jit
+def _newton_step(problem, x):
+    return x - jnp.linalg.solve(jax.hessian(problem.objective)(x), jax.grad(problem.objective)(x))

@@ -24,11 +24,11 @@ from jaxgossip.reproduce import Reproduction, register
 
 CONFIGS = {
     "test": dict(data="digits", num_samples=None, n=8, p=0.5, hidden=(8,), m=100, b=10, steps=160, eval_every=8,
-                 t_c=3.0, sweep=(0.25, 1.0, 4.0), sweep_t_c=1.0),
+                 t_c=3.0, sweep=(0.05, 0.25, 1.0, 4.0), sweep_t_c=1.0),
     "small": dict(data="mnist1d", num_samples=12500, n=50, p=0.4, hidden=(50,), m=200, b=20, steps=600, eval_every=20,
-                  t_c=3.0, sweep=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0), sweep_t_c=1.0),
+                  t_c=3.0, sweep=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0), sweep_t_c=1.0),
     "paper": dict(data="mnist1d", num_samples=12500, n=50, p=0.4, hidden=(50,), m=200, b=20, steps=3000, eval_every=50,
-                  t_c=3.0, sweep=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), sweep_t_c=1.0),
+                  t_c=3.0, sweep=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), sweep_t_c=1.0),
 }
 
 LABELS = {"dsgd": "DSGD", "q_dsgd": "Q-DSGD", "quantimed_dsgd": "QuanTimed-DSGD", "async_dsgd": "Asynchronous DSGD"}

@@ -24,7 +24,7 @@ SIZES = {
     "test": {"quad": dict(n_workers=4, dim=8, samples_per_worker=20, condition_number=30.0), "logistic": None,
              "steps": 800},
     "small": {"quad": dict(n_workers=8, dim=20, samples_per_worker=40, condition_number=100.0),
-              "logistic": dict(data="breast_cancer", n_workers=8, reg=1e-2), "steps": 6000},
+              "logistic": dict(data="breast_cancer", n_workers=8, reg=3e-2), "steps": 6000},
     "paper": {"quad": dict(n_workers=16, dim=50, samples_per_worker=100, condition_number=1000.0),
               "logistic": dict(data="breast_cancer", n_workers=16, reg=3e-3), "steps": 30000},
 }

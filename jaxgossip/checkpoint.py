@@ -1,0 +1,97 @@
+"""Checkpoints: a long run saves its state every k steps and resumes bit-identically.
+
+The simulator's carry (algorithm state, step counter, divergence flag, initial loss) plus the metrics so far are written
+to one ``.npz`` file, atomically (a temporary file, then ``os.replace``), after every k steps. Step t's key is
+``fold_in(key(seed), t)``, so a resumed run draws the same numbers as an uninterrupted one: running 1000 steps equals
+running 500, stopping, and resuming for the other 500, bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import jax
+import numpy as np
+
+from jaxgossip.simulate import Carry, _initial, initial_models, prepare, run_prepared, to_host
+
+__all__ = ["simulate", "save", "load"]
+
+
+def save(path: str, carry, m0: dict, chunks: list, config: dict) -> None:
+    """Write the carry, the metrics so far and the config to ``path`` atomically."""
+    leaves = jax.tree.leaves(to_host(carry))
+    arrays = {f"leaf{i}": np.asarray(a) for i, a in enumerate(leaves)}
+    arrays.update({f"m0/{k}": np.asarray(v) for k, v in m0.items()})
+    for j, c in enumerate(chunks):
+        arrays.update({f"chunk{j}/{k}": np.asarray(v) for k, v in c.items()})
+    arrays["meta"] = np.asarray(json.dumps({"config": config, "leaves": len(leaves), "chunks": len(chunks)}))
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str, template):
+    """Read a checkpoint; ``template`` is a carry of the right structure. Returns ``(carry, m0, chunks, config)``."""
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        leaves = [z[f"leaf{i}"] for i in range(meta["leaves"])]
+        m0 = {k[3:]: z[k] for k in z.files if k.startswith("m0/")}
+        chunks = [{k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(f"chunk{j}/")} for j in range(meta["chunks"])]
+    treedef = jax.tree.structure(template)
+    carry = jax.tree.unflatten(treedef, [jax.numpy.asarray(a) for a in leaves])
+    return carry, m0, chunks, meta["config"]
+
+
+def _template(prep):
+    X0 = initial_models(prep.problem)
+    state, m0 = jax.eval_shape(lambda: _initial(prep.algorithm, prep.problem, prep.mixing, prep.pricing, X0))
+    return Carry(state, jax.ShapeDtypeStruct((), np.int32), jax.ShapeDtypeStruct((), bool), m0["loss"])
+
+
+def simulate(problem, algorithm, topology=None, *, steps: int, path: str, every: int, stop_at: int | None = None,
+             progress=None, divergence_threshold: float = 1e6, label: str | None = None, **kwargs):
+    """:func:`jaxgossip.simulate` with a checkpoint at ``path`` every ``every`` steps, resuming from it if it exists.
+
+    Args:
+      problem, algorithm, topology, steps, progress, divergence_threshold, label: as in :func:`jaxgossip.simulate`;
+        other keyword arguments (seed, eval_every, network, compute, backend, shard) too.
+      path: the checkpoint file (``.npz``). If it exists and holds the same configuration, the run continues from it.
+      every: save every this many steps (a multiple of ``eval_every`` dividing ``steps``).
+      stop_at: stop after this step (a multiple of ``every``), e.g. to split a long run over job slots; the Result
+        has NaN after it and the checkpoint lets a later call finish the run.
+
+    Returns:
+      A :class:`jaxgossip.Result`, bit-identical to an uninterrupted ``jaxgossip.simulate`` of the same arguments.
+    """
+    prep = prepare(problem, algorithm, topology, steps=steps, **kwargs)
+    if label is not None:
+        prep.config["label"] = str(label)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1 or every % prep.eval_every or steps % every:
+        raise ValueError(f"checkpoint: every must be a positive multiple of eval_every ({prep.eval_every}) that divides "
+                         f"steps ({steps}), got {every!r}.")
+    if stop_at is not None and (not isinstance(stop_at, int) or stop_at < every or stop_at % every):
+        raise ValueError(f"checkpoint: stop_at must be a positive multiple of every ({every}) or None, got {stop_at!r}.")
+    config = json.loads(json.dumps(prep.config, default=str))
+    resume = None
+    if os.path.exists(path):
+        carry, m0, chunks, saved = load(path, _template(prep))
+        if saved != config:
+            raise ValueError(f"checkpoint: {path} holds another configuration; delete it or choose another path.")
+        resume = (carry, m0, chunks)
+
+    def on_chunk(carry, m0, chunks):
+        save(path, carry, m0, chunks, config)
+
+    return run_prepared(prep, progress=progress, divergence_threshold=divergence_threshold, resume=resume,
+                        on_chunk=on_chunk, chunk_evals=every // prep.eval_every, stop_at=stop_at)

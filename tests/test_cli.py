@@ -1,0 +1,67 @@
+import json
+import os
+
+import pytest
+
+from jaxgossip import cli
+
+CFG = """
+steps = 40
+eval_every = 20
+[problem]
+name = "quadratic"
+n_workers = 8
+dim = 5
+samples_per_worker = 10
+batch_size = 2
+[topology]
+name = "ring"
+[[run]]
+algorithm = "dpsgd"
+lr = 0.05
+[[run]]
+algorithm = "naive_compressed"
+lr = 0.05
+compressor = { name = "quantize", bits = 4 }
+label = "naive 4-bit"
+"""
+
+
+def test_run_from_toml_writes_outputs(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CFG)
+    out = tmp_path / "out"
+    assert cli.main(["run", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "naive 4-bit" in text and "dpsgd" in text and "sim time" in text
+    for f in ("results.json", "metrics.csv", "comparison.png"):
+        assert os.path.getsize(out / f) > 0
+    runs = json.loads((out / "results.json").read_text())
+    assert [r["config"]["label"] for r in runs] == ["dpsgd", "naive 4-bit"]
+    assert runs[0]["metrics"]["step"] == [0, 20, 40]
+
+
+def test_flags_override_config(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CFG)
+    assert cli.main(["run", "--config", str(cfg), "--algorithm", "cpsgd", "--steps", "20", "--lr", "0.01",
+                     "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "cpsgd" in text and "steps=20" in text
+
+
+def test_bad_input_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["run", "--problem", "quadratic", "--n", "8", "--algorithm", "nope", "--steps", "10"]) == 2
+    assert "algorithm must be one of" in capsys.readouterr().err
+
+
+def test_list_names_everything(capsys):
+    assert cli.main(["list"]) == 0
+    text = capsys.readouterr().out
+    for word in ("dpsgd", "quantize", "ring", "logistic_regression", "mnist1d", "reproductions"):
+        assert word in text
+
+
+def test_unknown_reproduction(capsys):
+    assert cli.main(["reproduce", "nope"]) == 2
+    assert "reproduction must be one of" in capsys.readouterr().err

@@ -1,0 +1,87 @@
+"""jg.sweep: grid x seeds as one vmapped program equals separate runs; resume; batching; clear errors."""
+
+import numpy as np
+import pytest
+
+import importlib
+
+import jaxgossip as jg
+
+sim_mod = importlib.import_module("jaxgossip.simulate")  # the modules (jg.simulate / jg.sweep are the functions)
+sweep_mod = importlib.import_module("jaxgossip.sweep")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    prob = jg.problems.logistic_regression("digits", n_workers=8, batch_size=4, seed=0, solve_optimum=False)
+    algo = jg.algorithms.naive_compressed(lr=0.1, compressor=jg.compressors.quantize(bits=4))
+    return prob, algo, jg.topology.ring(8)
+
+
+GRID = {"lr": [0.05, 0.2], "compressor.bits": [2.0, 8.0]}
+
+
+def test_sweep_matches_separate_runs_and_compiles_once(setup, tmp_path):
+    prob, algo, topo = setup
+    before = sim_mod.TRACE_COUNT["chunk"]
+    path = str(tmp_path / "sweep.csv")
+    df = jg.sweep(prob, algo, topo, steps=20, eval_every=10, grid=GRID, seeds=[0, 1], resume=path)
+    assert sim_mod.TRACE_COUNT["chunk"] - before == 1  # 8 configurations, one traced program
+    assert len(df) == 8 * 3 and df.groupby(["lr", "compressor.bits", "seed"]).ngroups == 8
+    for lr, bits, seed in [(0.05, 2.0, 0), (0.2, 8.0, 1)]:
+        a = jg.algorithms.naive_compressed(lr=lr, compressor=jg.compressors.quantize(bits=bits))
+        ref = jg.simulate(prob, a, topo, steps=20, eval_every=10, seed=seed, shard=False)
+        sub = df[(df.lr == lr) & (df["compressor.bits"] == bits) & (df.seed == seed)]
+        np.testing.assert_array_equal(sub.step.values, ref.metrics["step"])
+        # vmap batches the matmuls: equal to float32 rounding, not bitwise
+        np.testing.assert_allclose(sub.loss.values, ref.metrics["loss"], rtol=2e-6)
+        np.testing.assert_allclose(sub.bits.values, ref.metrics["bits"], rtol=1e-6)
+    # different bits give different messages, so the configurations really differ
+    last = df[df.step == 20]
+    assert last.bits.nunique() == 2 and last.loss.nunique() == 8
+
+    # resume: a rerun finds every configuration done and runs nothing
+    calls = []
+    orig = sweep_mod._run_batch_of
+    sweep_mod._run_batch_of = lambda *a, **k: calls.append(1) or orig(*a, **k)
+    try:
+        again = jg.sweep(prob, algo, topo, steps=20, eval_every=10, grid=GRID, seeds=[0, 1], resume=path)
+        grown = jg.sweep(prob, algo, topo, steps=20, eval_every=10, grid=GRID, seeds=[0, 1, 2], resume=path,
+                         batch_size=3)
+    finally:
+        sweep_mod._run_batch_of = orig
+    assert len(again) == len(df) and len(calls) == 2  # nothing for `again`; the 4 new seed-2 configs in 2 batches
+    assert len(grown) == 12 * 3
+    np.testing.assert_allclose(np.sort(again.loss.values), np.sort(df.loss.values))
+
+
+def test_sweep_over_topologies_and_errors(setup):
+    prob, algo, _ = setup
+    tops = [jg.topology.ring(8), jg.topology.ring(8, weights="metropolis"), jg.topology.complete(8)]
+    df = jg.sweep(prob, jg.algorithms.dpsgd(lr=0.1), None, steps=10, eval_every=10, grid={"topology": tops},
+                  backend="dense")
+    assert df.topology.nunique() == 2 and df.groupby("config_key").ngroups == 3
+    ref = jg.simulate(prob, jg.algorithms.dpsgd(lr=0.1), tops[2], steps=10, eval_every=10, backend="dense", shard=False)
+    np.testing.assert_allclose(df[df.topology == "complete(8)"].loss.values, ref.metrics["loss"], rtol=2e-6)
+    with pytest.raises(ValueError, match="not a hyperparameter"):
+        jg.sweep(prob, algo, jg.topology.ring(8), steps=10, grid={"gamma": [1.0]})
+    with pytest.raises(ValueError, match="not a parameter"):
+        jg.sweep(prob, algo, jg.topology.ring(8), steps=10, grid={"compressor.k": [1.0]})
+    with pytest.raises(ValueError, match="batch_size"):
+        jg.sweep(prob, algo, jg.topology.ring(8), steps=10, grid={"lr": [0.1]}, batch_size=0)
+
+
+def test_memory_estimate_and_automatic_chunking(setup):
+    prob, algo, topo = setup
+    m1 = sweep_mod.estimate_memory(prob, algo, topo, configs=1)
+    m10 = sweep_mod.estimate_memory(prob, algo, topo, configs=10)
+    assert (m10 - m1) % 9 == 0 and (m10 - m1) // 9 >= 8 * prob.d * 4  # linear, at least one (n, d) float32 stack
+    calls = []
+    orig = sweep_mod._run_batch_of
+    sweep_mod._run_batch_of = lambda prep, points, *a: calls.append(len(points)) or orig(prep, points, *a)
+    try:
+        limit = m1 + (m10 - m1) // 9 * 2  # room for about 3 configurations
+        jg.sweep(prob, algo, topo, steps=10, eval_every=10, grid={"lr": [0.1, 0.2, 0.3, 0.4, 0.5]}, memory_limit=limit)
+    finally:
+        sweep_mod._run_batch_of = orig
+    assert sum(calls) == 5 and max(calls) < 5
