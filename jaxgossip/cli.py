@@ -58,6 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bandwidth", type=float, help="network bandwidth (bytes/s)")
     r.add_argument("--out", help="folder for results.json, metrics.csv and comparison.png")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _distributed_flags(r)
+
+    sw = sub.add_parser("sweep", help="a grid of hyperparameters x seeds as one compiled program (resumable)")
+    sw.add_argument("--config", help="a TOML config: problem, topology, [[run]] algorithms, and a [sweep] table "
+                    "of name = [values] (plus seeds = [...])")
+    sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                    help="a swept hyperparameter, e.g. lr=0.05,0.1 or compressor.bits=2,4,8 (repeatable)")
+    sw.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the config's, else 0)")
+    sw.add_argument("--steps", type=int)
+    sw.add_argument("--eval-every", type=int)
+    sw.add_argument("--out", default="sweep.csv", help="CSV of all runs; finished configurations are skipped on rerun")
+    sw.add_argument("--shard-sweep", action="store_true", help="spread the configurations over all devices")
+    _distributed_flags(sw)
 
     sub.add_parser("list", help="list algorithms, compressors, topologies, problems, data sets and reproductions")
 
@@ -67,6 +80,66 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the reproduction's)")
     rp.add_argument("--out", default="results", help="output folder (default: results/)")
     return p
+
+
+def _distributed_flags(parser):
+    parser.add_argument("--distributed", action="store_true",
+                        help="initialize jax.distributed first (multi-host; gloo collectives on CPU)")
+    parser.add_argument("--coordinator", help="host:port of process 0 (with --distributed)")
+    parser.add_argument("--num-processes", type=int, help="number of processes (with --distributed)")
+    parser.add_argument("--process-id", type=int, help="this process's index (with --distributed)")
+
+
+def _maybe_distributed(args):
+    if getattr(args, "distributed", False):
+        import jaxgossip as jg
+
+        jg.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+
+
+def _parse_grid(items) -> dict:
+    grid = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not values:
+            raise ValueError(f"--grid must look like NAME=V1,V2,..., got {item!r}.")
+        try:
+            grid[name.strip()] = [float(v) for v in values.split(",")]
+        except ValueError:
+            raise ValueError(f"--grid {name}: values must be numbers, got {values!r}.") from None
+    return grid
+
+
+def _cmd_sweep(args) -> int:
+    import jaxgossip as jg
+
+    _maybe_distributed(args)
+    cfg = load_config(args.config)
+    for key in ("steps", "eval_every"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    cfg.setdefault("problem", {"name": "logistic_regression", "data": "digits", "n_workers": 16, "batch_size": 8})
+    cfg.setdefault("run", [{"algorithm": "dpsgd", "lr": 0.1}])
+    table = dict(cfg.get("sweep", {}))
+    seeds = args.seeds or table.pop("seeds", [0])
+    table.pop("seeds", None)
+    grid = {**table, **_parse_grid(args.grid)}
+    if not grid:
+        raise ValueError("sweep: give a grid with --grid NAME=V1,V2 or a [sweep] table in the config.")
+    prob_kw = dict(cfg["problem"])
+    problem = _checked(jg.problems.get, jg.problems.REGISTRY, "problem", prob_kw.pop("name", None), prob_kw)
+    topo_kw = dict(cfg.get("topology", {"name": "ring"}))
+    topology = jg.topology.get(topo_kw.pop("name"), problem.n, **topo_kw)
+    algos = {run.get("label") or run["algorithm"]: _build_algorithm(run) for run in cfg["run"]}
+    t0 = time.perf_counter()
+    df = jg.sweep(problem, algos, topology, steps=int(cfg.get("steps", 1000)), grid=grid, seeds=seeds,
+                  eval_every=cfg.get("eval_every"), network=jg.Network(**cfg.get("network", {})),
+                  compute=jg.ComputeModel(**cfg["compute"]) if "compute" in cfg else None, resume=args.out,
+                  shard_sweep=args.shard_sweep, progress=True)
+    final = df[df.step == df.step.max()]
+    print(final.groupby(["label", *grid]).loss.agg(["mean", "std", "count"]).to_string(float_format=lambda v: f"{v:.4g}"))
+    print(f"wrote {args.out}; {time.perf_counter() - t0:.1f} s")
+    return 0
 
 
 def load_config(path: str | None) -> dict:
@@ -200,6 +273,7 @@ def _write_outputs(out: str, results, title: str):
 
 
 def _cmd_run(args) -> int:
+    _maybe_distributed(args)
     cfg = _merge_flags(load_config(args.config), args)
     t0 = time.perf_counter()
     problem, topology, results = run_config(cfg, progress=not args.no_progress)
@@ -245,7 +319,7 @@ def _cmd_reproduce(args) -> int:
     return 0 if rep.holds else 1
 
 
-COMMANDS = {"run": _cmd_run, "list": _cmd_list, "reproduce": _cmd_reproduce}
+COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "list": _cmd_list, "reproduce": _cmd_reproduce}
 
 
 def main(argv=None) -> int:

@@ -99,6 +99,13 @@ def estimate_memory(problem, algorithm, topology=None, *, configs: int = 1, **kw
     return int(data + configs * _STATE_FACTOR * _state_bytes(prep))
 
 
+def _fitting(limit, problem, algorithm, topology, **kwargs) -> int:
+    """How many configurations fit in ``limit`` bytes (at least 1)."""
+    one = estimate_memory(problem, algorithm, topology, configs=1, **kwargs)
+    per = estimate_memory(problem, algorithm, topology, configs=2, **kwargs) - one
+    return max(1, int((limit - (one - per)) // max(per, 1)))
+
+
 def _batched_chunk(carry, algo, problem, mixing, pricing, key, threshold, *, evals, eval_every, period, mix_axis):
     fn = lambda c, a, m, k: _chunk_impl(c, a, problem, m, pricing, k, threshold, evals=evals, eval_every=eval_every,
                                         period=period)
@@ -206,8 +213,8 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
         todo = [(p, s) for p in points for s in seeds if _config_key(label, p, s) not in finished]
         if not todo:
             continue
-        B = batch_size or max(1, min(len(todo), (memory_limit or _memory_limit()) // max(1, estimate_memory(
-            problem, algo, topo0, configs=1, network=network, compute=compute, backend=backend))))
+        B = batch_size or min(len(todo), _fitting(memory_limit or _memory_limit(), problem, algo, topo0,
+                                                   network=network, compute=compute, backend=backend))
         for start in range(0, len(todo), B):
             part = todo[start : start + B]
             mix = None

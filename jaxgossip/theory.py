@@ -143,6 +143,6 @@ def warn_if_dcd_unstable(algorithm, problem, topology, num_keys: int = 16) -> DC
             f"{cond.rho:.4f}, mu = {cond.mu:.4f}; alpha must stay below {cond.alpha_max:.3g}). It may diverge; use more "
             f"bits, a better-connected graph, or ecd_psgd / choco_sgd / deepsqueeze.",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     return cond

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import jaxgossip as jg
-from jaxgossip.algorithms.asynchronous import one_worker_grad
 from jaxgossip.simulate import TRACE_COUNT
 
 NET = jg.Network(latency=2e-3, bandwidth=2e5)  # a message of a 6-vector: ~3 ms, comparable to the compute times
@@ -15,7 +14,7 @@ def _quadratic(n, batch=4):
     return jg.problems.quadratic(n_workers=n, dim=6, samples_per_worker=20, batch_size=batch, seed=1)
 
 
-# ---- references: plain Python event loops in float64 over absolute times ------------------------------------------------
+# ---- references: plain Python event loops in float64 over absolute times ---------------------------------------------
 @jax.jit
 def _draws(problem, compute, seed, t, X):
     """Event t's stochastic gradients of the stack at X and computation times, from the keys simulate gives step t."""
@@ -75,7 +74,7 @@ def _ref_asgd(problem, compute, lr, seed, events):
     return x, np.array(times), np.array(stale)
 
 
-# ---- asynchronous DSGD ------------------------------------------------------------------------------------------------
+# ---- asynchronous DSGD -----------------------------------------------------------------------------------------------
 def test_async_dsgd_with_equal_constant_speeds_is_dpsgd():
     """On a regular graph every worker finishes at once: one step is one D-PSGD round (paper order), exactly."""
     p, topo, comp = _quadratic(8), jg.topology.ring(8), jg.ComputeModel.given([400.0] * 8)
@@ -93,8 +92,8 @@ def test_async_dsgd_with_equal_constant_speeds_is_dpsgd():
     assert not np.allclose(np.asarray(other.state.x), np.asarray(asyn.state.x))
 
 
-# fixed speeds, equal within each degree class (degrees 3, 3, 2, 3, 3, 2) and chosen so that no model arrives at the very
-# instant of an event (where float rounding of the clocks would decide whether it counts)
+# fixed speeds, equal within each degree class (degrees 3, 3, 2, 3, 3, 2) and chosen so that no model arrives at the
+# very instant of an event (where float rounding of the clocks would decide whether it counts)
 _GIVEN = jg.ComputeModel.given([1000.0, 1000.0, 937.0, 1000.0, 1000.0, 937.0])
 
 
@@ -139,7 +138,7 @@ def test_async_dsgd_beats_synchronous_rounds_under_stragglers():
     assert updates[[0, 4]].max() < updates[[1, 2, 3, 5, 6, 7]].min()
 
 
-# ---- ASGD -------------------------------------------------------------------------------------------------------------
+# ---- ASGD ------------------------------------------------------------------------------------------------------------
 def test_asgd_with_one_worker_is_sgd():
     """n = 1: no staleness; the same models and simulated times as C-PSGD on a parameter server."""
     p = _quadratic(1)
@@ -183,15 +182,6 @@ def test_asgd_staleness_follows_the_compute_model():
     mean = np.asarray(strag.state.stale_sum) / np.maximum(np.asarray(strag.state.pushes), 1)
     assert mean[0] > 5 * (n - 1) and mean[1:].max() < n - 1
     assert np.asarray(strag.state.pushes)[0] < np.asarray(strag.state.pushes)[1:].min() / 5
-
-
-def test_one_worker_gradient_is_a_row_of_the_stack():
-    p = jg.problems.quadratic(n_workers=4, dim=5, samples_per_worker=9, batch_size=3, grad_noise=0.5, seed=2)
-    X = jax.random.normal(jax.random.key(0), (4, 5))
-    rows = jax.jit(lambda p, k, X: jax.vmap(lambda i: one_worker_grad(p, k, i, X[i]))(jax.numpy.arange(4)))
-    key = jax.random.key(9)
-    np.testing.assert_allclose(np.asarray(rows(p, key, X)), np.asarray(jax.jit(p.stochastic_grads)(key, X)[0]),
-                               rtol=1e-5, atol=1e-6)
 
 
 # ---- validation ------------------------------------------------------------------------------------------------------

@@ -24,11 +24,6 @@ def problem():
     return jg.problems.quadratic(n_workers=N, dim=D, samples_per_worker=20, batch_size=2, heterogeneity=1.0, seed=3)
 
 
-def _ctx(problem, algo, t=0):
-    prep = prepare(problem, algo, steps=1)
-    return Context(problem, prep.mixing, prep.pricing, jnp.asarray(t, jnp.int32))
-
-
 def _trajectory(algo, problem, mixing, pricing, steps):
     """States, mean stochastic gradients (at each step's x, with the step's gradient key) and costs of every step."""
     ctx0 = Context(problem, mixing, pricing, jnp.zeros((), jnp.int32))
@@ -212,6 +207,24 @@ def test_simulate_bits_metric_and_seconds(problem):
     # per step: the slowest worker's batch (2 samples at 1000 samples/s) + N messages up and N down, one at a time
     per_step = 2 / 1000 + 2 * N * (1e-3 + bits / 8 / 1e6)
     assert res.metrics["sim_time"][-1] == pytest.approx(20 * per_step, rel=1e-5)
+
+
+def test_lr_and_compressor_parameters_are_traced(problem):
+    """Different lr and quantization bits share one compiled step (a sweep over them is a vmap, not a recompile)."""
+    traces = []
+    prep = prepare(problem, A.doublesqueeze(LR, C.quantize(bits=2)), steps=1)
+
+    @jax.jit
+    def step(algo, problem):
+        traces.append(1)
+        ctx = Context(problem, prep.mixing, prep.pricing, jnp.zeros((), jnp.int32))
+        state = algo.init(jnp.tile(problem.x0[None, :], (N, 1)), ctx)
+        return algo.step(state, jax.random.key(0), ctx)[1].bits
+
+    b2 = step(A.doublesqueeze(0.1, C.quantize(bits=2)), problem)
+    b4 = step(A.doublesqueeze(0.3, C.quantize(bits=4)), problem)
+    assert len(traces) == 1
+    assert float(b4) - float(b2) == pytest.approx(2 * N * 2 * D)  # 2 more bits per value, N messages each way
 
 
 # ---- bad input -----------------------------------------------------------------------------------------------------

@@ -90,6 +90,7 @@ def test_compressed_runs_differ_and_ecd_estimate_is_unbiased(setup):
     assert np.all(np.abs(err.mean(axis=0)) < 5 * sem + 1e-6)  # ... but unbiased
 
 
+@pytest.mark.filterwarnings("ignore:dcd_psgd with:RuntimeWarning")
 def test_one_compile_per_static_configuration(setup):
     prob, topo = setup
     runs = [

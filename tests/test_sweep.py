@@ -47,7 +47,7 @@ def test_sweep_matches_separate_runs_and_compiles_once(setup, tmp_path):
     try:
         again = jg.sweep(prob, algo, topo, steps=20, eval_every=10, grid=GRID, seeds=[0, 1], resume=path)
         grown = jg.sweep(prob, algo, topo, steps=20, eval_every=10, grid=GRID, seeds=[0, 1, 2], resume=path,
-                         batch_size=3)
+                         batch_size=2)
     finally:
         sweep_mod._run_batch_of = orig
     assert len(again) == len(df) and len(calls) == 2  # nothing for `again`; the 4 new seed-2 configs in 2 batches
@@ -57,10 +57,10 @@ def test_sweep_matches_separate_runs_and_compiles_once(setup, tmp_path):
 
 def test_sweep_over_topologies_and_errors(setup):
     prob, algo, _ = setup
-    tops = [jg.topology.ring(8), jg.topology.ring(8, weights="metropolis"), jg.topology.complete(8)]
+    tops = [jg.topology.ring(8), jg.topology.hypercube(8), jg.topology.complete(8)]
     df = jg.sweep(prob, jg.algorithms.dpsgd(lr=0.1), None, steps=10, eval_every=10, grid={"topology": tops},
                   backend="dense")
-    assert df.topology.nunique() == 2 and df.groupby("config_key").ngroups == 3
+    assert df.topology.nunique() == 3 and df.groupby("config_key").ngroups == 3
     ref = jg.simulate(prob, jg.algorithms.dpsgd(lr=0.1), tops[2], steps=10, eval_every=10, backend="dense", shard=False)
     np.testing.assert_allclose(df[df.topology == "complete(8)"].loss.values, ref.metrics["loss"], rtol=2e-6)
     with pytest.raises(ValueError, match="not a hyperparameter"):
@@ -80,8 +80,8 @@ def test_memory_estimate_and_automatic_chunking(setup):
     orig = sweep_mod._run_batch_of
     sweep_mod._run_batch_of = lambda prep, points, *a: calls.append(len(points)) or orig(prep, points, *a)
     try:
-        limit = m1 + (m10 - m1) // 9 * 2  # room for about 3 configurations
-        jg.sweep(prob, algo, topo, steps=10, eval_every=10, grid={"lr": [0.1, 0.2, 0.3, 0.4, 0.5]}, memory_limit=limit)
+        limit = m1 + (m10 - m1) // 9  # room for 2 configurations
+        jg.sweep(prob, algo, topo, steps=10, eval_every=10, grid={"lr": [0.1, 0.2, 0.3, 0.4]}, memory_limit=limit)
     finally:
         sweep_mod._run_batch_of = orig
-    assert sum(calls) == 5 and max(calls) < 5
+    assert calls == [2, 2]

@@ -57,6 +57,11 @@ def _row_direction(optimizer, g, opt, i, x):
     return u, jax.tree.map(lambda a, b: a.at[i].set(b), opt, opt_i)
 
 
+def _where_rows(mask, new, old):
+    """``new`` on the rows where the (n,) ``mask`` holds, else ``old`` (any trailing shape)."""
+    return jnp.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+
 def _start_clocks(clock, pending, key, ctx):
     """Workers that have just started a gradient (``pending``: clock = seconds until they start) get its duration."""
     n = clock.shape[0]
@@ -64,7 +69,7 @@ def _start_clocks(clock, pending, key, ctx):
     return jnp.where(pending, clock + durations, clock)
 
 
-# ---- asynchronous DSGD -------------------------------------------------------------------------------------------------
+# ---- asynchronous DSGD -----------------------------------------------------------------------------------------------
 class AsyncDSGDState(NamedTuple):
     """State of asynchronous DSGD; all times are seconds from the current simulated time.
 
@@ -105,8 +110,8 @@ def _mix_all(algo, state, seen, active, key, ctx):
     U, opt = local_direction(algo.optimizer, G, state.opt, state.x)
     # W_ii x_i + sum_{j != i} W_ij seen_j: a worker always has its own current model.
     mixed = ctx.mixing(seen) + ctx.mixing.diag[:, None] * (state.x - seen)
-    x = jnp.where(active[:, None], mixed - algo.hyper["lr"] * U, state.x)
-    opt = jax.tree.map(lambda new, old: jnp.where(active.reshape((-1,) + (1,) * (new.ndim - 1)), new, old), opt, state.opt)
+    x = _where_rows(active, mixed - algo.hyper["lr"] * U, state.x)
+    opt = jax.tree.map(lambda new, old: _where_rows(active, new, old), opt, state.opt)
     return x, opt
 
 
@@ -167,7 +172,7 @@ def async_dsgd(lr=0.1, optimizer=None) -> Algorithm:
                      check_optimizer("async_dsgd", optimizer))
 
 
-# ---- ASGD --------------------------------------------------------------------------------------------------------------
+# ---- ASGD ------------------------------------------------------------------------------------------------------------
 class ASGDState(NamedTuple):
     """State of ASGD; all times are seconds from the current simulated time (the server's last update).
 

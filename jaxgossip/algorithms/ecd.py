@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer
 from jaxgossip.algorithms.dcd import check_compressor

@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxgossip.algorithms._base import as_float
-from jaxgossip.algorithms.iade import (StarState, _algorithm, _cast, _full_batch, _init, _optional, aiade_rates,
-                                      check_mu_L, resolve_constants, star_cost)
-from jaxgossip.compressors.bounded import bits_for, encode, encode_random
+from jaxgossip.algorithms.iade import (_algorithm, _cast, _full_batch, _optional, aiade_rates, check_mu_L,
+                                      resolve_constants, star_cost)
+from jaxgossip.compressors.bounded import bits_for, encode
 
 __all__ = ["star_gd", "star_nesterov", "star_qgd"]
 

@@ -59,9 +59,9 @@ class Compressor:
 
     def __repr__(self) -> str:
         shown = {k: (float(v) if jnp.ndim(v) == 0 and not isinstance(v, jax.core.Tracer) else v) for k, v in self.params.items()}
-        extra = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
-        st = "".join(f", {s}" for s in self.static)
-        return f"{self.name}({extra}{st})"
+        parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()]
+        parts += [str(s) for s in self.static if s is not None]
+        return f"{self.name}({', '.join(parts)})"
 
 
 def worker_keys(key: jax.Array, n: int) -> jax.Array:

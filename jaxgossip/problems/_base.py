@@ -81,7 +81,10 @@ class Problem:
         idx = jnp.floor(jax.random.uniform(k_idx, (B,)) * count).astype(jnp.int32)
         mask = (jnp.arange(B) < size).astype(x.dtype)
         loss, g = jax.value_and_grad(self.masked_loss)(x, xs[idx], ys[idx], mask)
-        g = g + (size > 0) * self.grad_noise * jax.random.normal(k_noise, g.shape, g.dtype)
+        # skip drawing d normals when there is no noise (the common case; same bits either way)
+        noise = jax.lax.cond(self.grad_noise > 0, lambda: jax.random.normal(k_noise, g.shape, g.dtype),
+                             lambda: jnp.zeros(g.shape, g.dtype))
+        g = g + (size > 0) * self.grad_noise * noise
         return g, loss
 
     # ---- the stack -------------------------------------------------------------------------------------------------

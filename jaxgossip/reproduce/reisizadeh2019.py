@@ -15,7 +15,6 @@ worker's degree, latency 0, the bandwidth set so that DSGD's exchange takes T_c)
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import numpy as np
@@ -78,12 +77,12 @@ def algorithms(steps: int, deadline: float, include_async: bool = True) -> dict:
 
 
 def _async_factory():
-    """``asynchronous_dsgd`` from jaxgossip.algorithms.asynchronous when that module exists, else None."""
+    """``async_dsgd`` from jaxgossip.algorithms.asynchronous (event-driven on the simulated clock), or None without it."""
     try:
-        mod = importlib.import_module("jaxgossip.algorithms.asynchronous")
+        from jaxgossip.algorithms.asynchronous import async_dsgd
     except ImportError:
         return None
-    return getattr(mod, "async_dsgd", None) or getattr(mod, "asynchronous_dsgd", None)
+    return async_dsgd
 
 
 def time_to_target(sim_time, loss, target) -> float:

@@ -79,8 +79,6 @@ def _run_problem(label, problem, steps, seed):
 
 
 def _verdicts(label, frame, stats):
-    import pandas as pd
-
     f = frame[frame.problem == label]
     out = []
 

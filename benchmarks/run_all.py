@@ -1,0 +1,57 @@
+"""Run every benchmark once and write benchmarks/RESULTS.md (``make bench``; ``--quick`` for a shorter pass).
+
+Ratios are measured within this one run (against the copy bandwidth of this machine and a NumPy per-worker loop), never
+asserted as timed tests. Each benchmark is one file here.
+"""
+
+import argparse
+import datetime
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import bench_bandwidth  # noqa: E402
+import bench_e2e  # noqa: E402
+import bench_scaling  # noqa: E402
+import bench_startup  # noqa: E402
+import bench_sweep  # noqa: E402
+from _common import machine  # noqa: E402
+
+GPU_NOTE = ("6. GPU: not measured. This task had no device machine lent (the device tool reported "
+            "can_start_another=false), so there are no GPU numbers and no fraction of a GPU's memory bandwidth. "
+            "The same `python benchmarks/run_all.py` runs unchanged on a GPU host.")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    args = ap.parse_args(argv)
+    desc = machine()
+    rows, t0 = [], time.perf_counter()
+    for i, mod in enumerate((bench_bandwidth, bench_e2e, bench_sweep, bench_scaling, bench_startup), 1):
+        t = time.perf_counter()
+        for r in mod.run(quick=args.quick):
+            rows.append((i, *r))
+            print(f"{i}. {r[0]}: {r[1]}  (target {r[2] or '-'}; met: {r[3] or '-'})", flush=True)
+        print(f"   [{mod.__name__}: {time.perf_counter() - t:.1f} s]", flush=True)
+    lines = ["# Benchmark results", "",
+             f"Written by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` (`make bench`) on "
+             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, in {time.perf_counter() - t0:.0f} s.",
+             "", f"Machine: {desc}", "",
+             "| # | benchmark | measured | target | met |", "|---|---|---|---|---|"]
+    lines += [f"| {i} | {a} | {b} | {c} | {d} |" for i, a, b, c, d in rows]
+    lines += ["", GPU_NOTE, "",
+              "All ratios are measured in this one run on a machine possibly shared with other jobs (see the load "
+              "average above); they are never asserted as timed tests.", ""]
+    with open(args.out + ".tmp", "w") as f:
+        f.write("\n".join(lines))
+    os.replace(args.out + ".tmp", args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
