@@ -1,4 +1,4 @@
-"""Run every benchmark once and write benchmarks/RESULTS.md (``make bench``; ``--quick`` for a shorter pass).
+"""Run every benchmark once and write benchmarks/RESULTS.md (``make bench``; ``--full`` for longer measurements).
 
 Ratios are measured within this one run (against the copy bandwidth of this machine and a NumPy per-worker loop), never
 asserted as timed tests. Each benchmark is one file here.
@@ -27,19 +27,20 @@ GPU_NOTE = ("6. GPU: not measured. This task had no device machine lent (the dev
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    ap.add_argument("--full", action="store_true", help="more steps and repeats (the default keeps `make bench` "
+                    "to about 5 minutes on 2 cores)")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = ap.parse_args(argv)
     desc = machine()
     rows, t0 = [], time.perf_counter()
     for i, mod in enumerate((bench_bandwidth, bench_e2e, bench_sweep, bench_scaling, bench_startup), 1):
         t = time.perf_counter()
-        for r in mod.run(quick=args.quick):
+        for r in mod.run(quick=not args.full):
             rows.append((i, *r))
             print(f"{i}. {r[0]}: {r[1]}  (target {r[2] or '-'}; met: {r[3] or '-'})", flush=True)
         print(f"   [{mod.__name__}: {time.perf_counter() - t:.1f} s]", flush=True)
     lines = ["# Benchmark results", "",
-             f"Written by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` (`make bench`) on "
+             f"Written by `python benchmarks/run_all.py{' --full' if args.full else ''}` (`make bench`) on "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, in {time.perf_counter() - t0:.0f} s.",
              "", f"Machine: {desc}", "",
              "| # | benchmark | measured | target | met |", "|---|---|---|---|---|"]

@@ -12,10 +12,13 @@ def run_notebook(name: str, timeout: int = 600):
     path = os.path.join(ROOT, "notebooks", name)
     nb = nbformat.read(path, as_version=4)
     env_flags = os.environ.get("XLA_FLAGS")
-    os.environ.pop("XLA_FLAGS", None)  # the notebook runs as a user would: the machine's own devices
+    # the notebook sees the machine's own devices, as a user would (keep only the fast-compile flag of conftest)
+    os.environ["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": os.path.join(ROOT, "notebooks")}}).execute()
     finally:
-        if env_flags is not None:
+        if env_flags is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
             os.environ["XLA_FLAGS"] = env_flags
     return nb

@@ -58,7 +58,7 @@ def test_gossip_prices_the_busiest_worker():
 
 
 def test_simulated_time_metric_matches_closed_form():
-    """A whole run's sim_time is the sum of per-step prices (D-PSGD on a ring and C-PSGD by AllReduce)."""
+    """A whole run's sim_time and bits are the sums of the per-step closed forms (D-PSGD on a ring)."""
     n, b, speed, steps = 8, 4, 200.0, 20
     prob = jg.problems.quadratic(n_workers=n, dim=5, samples_per_worker=10, batch_size=b)
     comp = jg.ComputeModel.constant(speed)
@@ -67,8 +67,6 @@ def test_simulated_time_metric_matches_closed_form():
                     network=NET, compute=comp)
     np.testing.assert_allclose(r.metrics["sim_time"][-1], steps * (b / speed + 2 * _msg(per_msg)), rtol=1e-5)
     np.testing.assert_allclose(r.metrics["bits"][-1], steps * 2 * n * per_msg, rtol=1e-6)
-    r = jg.simulate(prob, jg.algorithms.cpsgd(lr=0.05), steps=steps, eval_every=5, network=NET, compute=comp)
-    np.testing.assert_allclose(r.metrics["sim_time"][-1], steps * (b / speed + NET.allreduce(n, per_msg)), rtol=1e-5)
     assert r.config["compute"]["distribution"] == "constant"
 
 
