@@ -4,35 +4,36 @@ All n workers are one stacked (n, d) array; gossip is ``W @ X``; compressors are
 a run is compiled ``lax.scan`` chunks. See DESIGN.md for the architecture and ALGORITHMS.md for the update rules.
 """
 
-from jaxgossip import algorithms, compressors, gossip, plots, problems, reproduce, topology
+from jaxgossip import (algorithms, checkpoint, compressors, distributed, gossip, plots, problems, reproduce, theory,
+                       topology)
+from jaxgossip.cache import enable_compilation_cache
 from jaxgossip.cost import ComputeModel, Cost, Network
 from jaxgossip.plots import plot_grid, plot_results
 from jaxgossip.result import Result
 from jaxgossip.simulate import simulate
-from jaxgossip import checkpoint, distributed  # noqa: E402  (checkpointed runs, jax.distributed)
-from jaxgossip.sweep import sweep  # noqa: E402  (grid x seeds as one vmapped program)
-from jaxgossip import theory  # noqa: E402  (DCD condition, alpha, rho, mu)
+from jaxgossip.sweep import sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
     "algorithms",
+    "checkpoint",
     "compressors",
+    "distributed",
     "gossip",
     "plots",
     "problems",
     "reproduce",
-    "topology",
     "theory",
+    "topology",
     "ComputeModel",
     "Cost",
     "Network",
     "Result",
     "simulate",
     "sweep",
-    "checkpoint",
-    "distributed",
     "plot_results",
     "plot_grid",
+    "enable_compilation_cache",
     "__version__",
 ]

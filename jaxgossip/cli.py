@@ -37,6 +37,8 @@ __all__ = ["main", "build_parser", "load_config", "run_config"]
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jaxgossip", description="Simulate decentralized and compressed distributed training.")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not use the persistent compilation cache (default folder: ~/.cache/jaxgossip/xla)")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run one or several algorithms on one problem and compare them")
@@ -324,6 +326,10 @@ COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "list": _cmd_list, "reproduce"
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.no_cache:
+        from jaxgossip.cache import enable_compilation_cache
+
+        enable_compilation_cache()
     try:
         return COMMANDS[args.command](args)
     except ValueError as err:  # bad input: a clear message, not a traceback

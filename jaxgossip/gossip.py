@@ -22,10 +22,12 @@ from jaxgossip.topology import Topology, TimeVarying
 
 BACKENDS = ("auto", "dense", "gather", "shift")
 
-__all__ = ["Mixing", "make_mixing", "shard_over", "BACKENDS", "DENSE_MAX_N"]
+__all__ = ["Mixing", "make_mixing", "shard_over", "BACKENDS", "DENSE_FRACTION"]
 
-#: Below this n the dense einsum is fastest; above it "auto" gathers neighbours (or shifts).
-DENSE_MAX_N = 64
+#: "auto" uses the dense einsum when a worker has at least this fraction of n neighbours (dense graphs, tiny n);
+#: otherwise the O(n deg d) shift (permutation graphs) or gather backend. On a CPU at n = 64, d = 1000 a ring's shift
+#: step took 24 us against the dense einsum's 587 us.
+DENSE_FRACTION = 0.25
 
 
 @struct.dataclass
@@ -79,7 +81,7 @@ def _choose_backend(topology: Topology, backend: str) -> str:
         raise ValueError(f"backend='shift' needs a shift-structured graph (ring, torus, ...); {topology.name} is not one.")
     if backend != "auto":
         return backend
-    if topology.n <= DENSE_MAX_N:
+    if topology.max_degree + 1 >= DENSE_FRACTION * topology.n:
         return "dense"
     return "shift" if topology.permutations is not None else "gather"
 

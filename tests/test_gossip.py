@@ -28,7 +28,9 @@ def test_gather_memory_is_n_deg():
     assert m.index.shape == (1024, 3) and m.weights.shape == (1024, 3)
     assert gossip.make_mixing(topo).backend == "shift"  # auto: large shift graph
     assert gossip.make_mixing(T.erdos_renyi(128, 0.05, seed=0)).backend == "gather"
-    assert gossip.make_mixing(T.ring(16)).backend == "dense"
+    assert gossip.make_mixing(T.ring(16)).backend == "shift"
+    assert gossip.make_mixing(T.ring(8)).backend == "dense"  # 3 of 8: a dense graph
+    assert gossip.make_mixing(T.erdos_renyi(50, 0.4, seed=0)).backend == "dense"
 
 
 def test_mixing_is_traced_and_jittable():

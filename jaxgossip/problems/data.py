@@ -64,10 +64,8 @@ def load(name="digits", test_fraction: float = 0.2, seed: int = 0, num_samples: 
         if len(Xtr) != len(ytr):
             raise ValueError(f"data: X has {len(Xtr)} rows but y has {len(ytr)}.")
     elif name in ("digits", "breast_cancer"):
-        from sklearn import datasets
-
-        bunch = datasets.load_digits() if name == "digits" else datasets.load_breast_cancer()
-        Xtr, Xte, ytr, yte = _split(bunch.data, bunch.target, test_fraction, seed)
+        X, y = _bundled(name)
+        Xtr, Xte, ytr, yte = _split(X, y, test_fraction, seed)
     elif name == "mnist1d":
         Xtr, ytr, Xte, yte = _mnist1d(num_samples or 4000, 42)
     elif name == "synthetic":
@@ -81,12 +79,35 @@ def load(name="digits", test_fraction: float = 0.2, seed: int = 0, num_samples: 
     return Xtr.astype(np.float32), np.asarray(ytr), Xte.astype(np.float32), np.asarray(yte)
 
 
-def _split(X, y, test_fraction, seed):
-    from sklearn.model_selection import train_test_split
+@functools.lru_cache(maxsize=4)
+def _bundled(name):
+    """scikit-learn's bundled copy of a data set, read straight from its CSV (importing sklearn.datasets takes
+    seconds); falls back to sklearn's loader if the file is not where it is expected."""
+    import importlib.util
+    import os
 
+    spec = importlib.util.find_spec("sklearn")
+    folder = os.path.join(os.path.dirname(spec.origin), "datasets", "data") if spec and spec.origin else ""
+    path = os.path.join(folder, "digits.csv.gz" if name == "digits" else "breast_cancer.csv")
+    if os.path.exists(path):
+        table = np.loadtxt(path, delimiter=",", skiprows=0 if name == "digits" else 1)
+        return table[:, :-1], table[:, -1].astype(np.int64)
+    from sklearn import datasets  # pragma: no cover
+
+    bunch = datasets.load_digits() if name == "digits" else datasets.load_breast_cancer()  # pragma: no cover
+    return bunch.data, bunch.target  # pragma: no cover
+
+
+def _split(X, y, test_fraction, seed):
+    """A seeded random split: the last ``round(test_fraction * N)`` of a permutation are held out."""
     if test_fraction <= 0:
         return X, X[:0], y, y[:0]
-    return train_test_split(X, y, test_size=test_fraction, random_state=seed)
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must lie in [0, 1), got {test_fraction}.")
+    order = np.random.default_rng(seed).permutation(len(X))
+    n_test = int(round(test_fraction * len(X)))
+    train, test = order[: len(X) - n_test], order[len(X) - n_test :]
+    return X[train], X[test], y[train], y[test]
 
 
 class Shards(tuple):

@@ -150,36 +150,52 @@ def quadratic(n_workers: int = 16, dim: int = 20, samples_per_worker: int = 50, 
 
 # ---- logistic regression -------------------------------------------------------------------------------------------
 def _logistic_optimum(X, y, counts, k, reg):
-    """Minimize the global objective in float64 with L-BFGS (scipy); returns (x*, f*)."""
+    """Minimize the global objective in float64 by Newton-CG with exact Hessian-vector products; returns (x*, f*).
+
+    Each worker's samples carry weight 1 / (n counts_i), so this is the optimum of the average of local objectives.
+    """
     from scipy.optimize import minimize
 
     n, m, p = X.shape
-    mask = (np.arange(m)[None, :] < counts[:, None]) / counts[:, None] / n  # sample weights, sum to 1
-    Xf = X.reshape(-1, p).astype(np.float64)
-    w = mask.reshape(-1)
+    w = ((np.arange(m)[None, :] < counts[:, None]) / counts[:, None] / n).reshape(-1)  # sample weights, sum to 1
+    A = np.concatenate([X.reshape(-1, p).astype(np.float64), np.ones((n * m, 1))], axis=1)  # features + bias column
     yf = y.reshape(-1)
+    rows = np.arange(len(yf))
+
+    def weights(x):  # flat [W (p, k), b (k)] -> (p + 1, k)
+        return x.reshape(p + 1, k)
+
+    def probs(x):
+        z = A @ weights(x)
+        if k == 1:
+            return z[:, 0], 1 / (1 + np.exp(-z[:, 0]))
+        z = z - z.max(axis=1, keepdims=True)
+        P = np.exp(z)
+        return z, P / P.sum(axis=1, keepdims=True)
 
     def f(x):
-        W = x[: p * k].reshape(p, k)
-        z = Xf @ W + x[p * k :]
+        z, P = probs(x)
         if k == 1:
-            z = z[:, 0]
             per = np.logaddexp(0, z) - yf * z
-            dz = (1 / (1 + np.exp(-z)) - yf)[:, None]
+            dz = (P - yf)[:, None]
         else:
-            zmax = z.max(axis=1, keepdims=True)
-            lse = zmax[:, 0] + np.log(np.exp(z - zmax).sum(axis=1))
-            per = lse - z[np.arange(len(yf)), yf]
-            prob = np.exp(z - lse[:, None])
-            prob[np.arange(len(yf)), yf] -= 1
-            dz = prob
-        val = w @ per + 0.5 * reg * x @ x
-        gW = Xf.T @ (w[:, None] * dz)
-        gb = (w[:, None] * dz).sum(axis=0)
-        return val, np.concatenate([gW.ravel(), gb]) + reg * x
+            per = np.log(np.exp(z).sum(axis=1)) - z[rows, yf]
+            dz = P.copy()
+            dz[rows, yf] -= 1
+        return w @ per + 0.5 * reg * x @ x, (A.T @ (w[:, None] * dz)).ravel() + reg * x
 
-    res = minimize(f, np.zeros(p * k + k), jac=True, method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-12, "ftol": 1e-15})
-    return res.x, res.fun
+    def hessp(x, v):
+        _, P = probs(x)
+        u = A @ weights(v)
+        if k == 1:
+            hz = (P * (1 - P))[:, None] * u
+        else:
+            hz = P * u - P * np.sum(P * u, axis=1, keepdims=True)
+        return (A.T @ (w[:, None] * hz)).ravel() + reg * v
+
+    res = minimize(f, np.zeros((p + 1) * k), jac=True, hessp=hessp, method="Newton-CG",
+                   options={"xtol": 1e-12, "maxiter": 200})
+    return res.x, float(f(res.x)[0])
 
 
 def logistic_regression(data="digits", n_workers: int = 16, partition: str = "iid", batch_size: int = 8,
