@@ -33,9 +33,10 @@ def test_sweep_matches_separate_runs_and_compiles_once(setup, tmp_path):
         ref = jg.simulate(prob, a, topo, steps=20, eval_every=10, seed=seed, shard=False)
         sub = df[(df.lr == lr) & (df["compressor.bits"] == bits) & (df.seed == seed)]
         np.testing.assert_array_equal(sub.step.values, ref.metrics["step"])
-        # vmap batches the matmuls: equal to float32 rounding, not bitwise
-        np.testing.assert_allclose(sub.loss.values, ref.metrics["loss"], rtol=2e-6)
         np.testing.assert_allclose(sub.bits.values, ref.metrics["bits"], rtol=1e-6)
+        # the stochastic quantizer can turn a float32 rounding difference (vmap batches the matmuls) into a different
+        # rounding decision, so losses agree closely but not to float precision (see the dpsgd test below for that)
+        np.testing.assert_allclose(sub.loss.values, ref.metrics["loss"], rtol=1e-3)
     # different bits give different messages, so the configurations really differ
     last = df[df.step == 20]
     assert last.bits.nunique() == 2 and last.loss.nunique() == 8
@@ -54,6 +55,18 @@ def test_sweep_matches_separate_runs_and_compiles_once(setup, tmp_path):
     assert len(grown) == 12 * 3
     np.testing.assert_allclose(np.sort(again.loss.values), np.sort(df.loss.values))
 
+
+
+def test_sweep_equals_separate_runs_to_float_precision(setup):
+    prob, _, topo = setup
+    df = jg.sweep(prob, jg.algorithms.dpsgd(lr=0.1), topo, steps=20, eval_every=10, grid={"lr": [0.05, 0.2]},
+                  seeds=[0, 1])
+    for lr, seed in [(0.05, 0), (0.2, 1)]:
+        ref = jg.simulate(prob, jg.algorithms.dpsgd(lr=lr), topo, steps=20, eval_every=10, seed=seed, shard=False)
+        sub = df[(df.lr == lr) & (df.seed == seed)]
+        # vmap batches the matmuls: equal to float32 rounding, not bitwise
+        np.testing.assert_allclose(sub.loss.values, ref.metrics["loss"], rtol=2e-6)
+        np.testing.assert_allclose(sub.consensus.values, ref.metrics["consensus"], rtol=1e-4, atol=1e-9)
 
 def test_sweep_over_topologies_and_errors(setup):
     prob, algo, _ = setup
