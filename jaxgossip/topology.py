@@ -352,13 +352,10 @@ def erdos_renyi(n: int, p: float, seed: int = 0, weights: str = "laplacian", kap
 
 def from_adjacency(adjacency, weights: str = "metropolis", kappa: float | None = None, name: str = "custom") -> Topology:
     """A topology from an adjacency matrix (numpy, 0/1 or boolean) or a networkx graph."""
-    try:
-        import networkx as nx
+    import networkx as nx
 
-        if isinstance(adjacency, nx.Graph):
-            adjacency = nx.to_numpy_array(adjacency, nodelist=sorted(adjacency.nodes)) > 0
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(adjacency, nx.Graph):
+        adjacency = nx.to_numpy_array(adjacency, nodelist=sorted(adjacency.nodes)) > 0
     A = np.asarray(adjacency)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"from_adjacency: adjacency must be square, got shape {A.shape}.")
