@@ -21,18 +21,17 @@ from jaxgossip import compressors as C
 from jaxgossip import topology
 from jaxgossip.reproduce import Reproduction, register
 from jaxgossip.theory import dcd_condition, estimate_alpha
-from jaxgossip.reproduce.tang2018 import LR, _figure, fig4_problem, run_grid, tail, verdict
+from jaxgossip.reproduce.tang2018 import FIG4_STEPS, LR, _figure, fig4_problem, run_grid, tail, verdict
 
 __all__ = ["deepsqueeze_2bit"]
 
-STEPS = {"test": 600, "small": 1500, "paper": 6000}
 CONSENSUS = 0.2
 
 
 @register("deepsqueeze-2bit", "DeepSqueeze and CHOCO converge at 2 bits and with sign, beyond DCD-PSGD's Thm. 1 bound")
 def deepsqueeze_2bit(size="small", seeds=(0, 1, 2)):
     n = 16
-    steps = STEPS[size]
+    steps = FIG4_STEPS[size]  # the same problem and budget as Fig. 4
     prob = fig4_problem(n)
     topo = topology.ring(n)
     comps = {"2-bit": C.quantize(bits=2), "sign": C.sign()}
