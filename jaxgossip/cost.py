@@ -23,7 +23,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
+from jaxgossip import _pytree as struct
 
 __all__ = ["Network", "ComputeModel", "Cost", "Pricing", "DISTRIBUTIONS", "NETWORK_PRESETS", "HIGH_LATENCY"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
+from jaxgossip import _pytree as struct
 
 from jaxgossip.topology import Topology, TimeVarying
 

@@ -149,7 +149,20 @@ def _tree_where(flag, a, b):
     return jax.tree.map(lambda x, y: jnp.where(flag, x, y), a, b)
 
 
-def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, evals, eval_every, period):
+LONG_RUN = 2000  # steps from which the inner scan is unrolled twice (see step_unroll)
+
+
+def step_unroll(steps: int) -> int:
+    """How many steps one iteration of the compiled inner loop runs: 2 for runs of at least ``LONG_RUN`` steps, else 1.
+
+    Unrolling twice lets each step write its new models into the buffer the step before last read from: no copy of the
+    (n, d) state per step, and half the loop overhead (D-PSGD at n = 64, d = 1000 ran 1.46x more steps per second on a
+    2-core CPU). It costs ~0.4 s more compile time, which short runs do not win back.
+    """
+    return 2 if steps >= LONG_RUN else 1
+
+
+def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, evals, eval_every, period, unroll=1):
     TRACE_COUNT["chunk"] += 1
 
     def one_step(c, _):
@@ -161,7 +174,7 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
         return c._replace(state=state, t=c.t + 1), (cost.bits * live, cost.seconds * live)
 
     def one_eval(c, _):
-        c, (bits, secs) = jax.lax.scan(one_step, c, None, length=eval_every)
+        c, (bits, secs) = jax.lax.scan(one_step, c, None, length=eval_every, unroll=min(unroll, eval_every))
         m = _evaluate(problem, c.state.x)
         bad = ~jnp.isfinite(m["loss"]) | (m["loss"] > threshold * jnp.maximum(c.loss0, 1e-12))
         m = dict(m, step=c.t, bits=jnp.sum(bits), sim_time=jnp.sum(secs), stopped=c.stopped | bad)
@@ -170,7 +183,7 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
     return jax.lax.scan(one_eval, carry, None, length=evals)
 
 
-_run_chunk = jax.jit(_chunk_impl, static_argnames=("evals", "eval_every", "period"))
+_run_chunk = jax.jit(_chunk_impl, static_argnames=("evals", "eval_every", "period", "unroll"))
 
 
 @functools.partial(jax.jit, static_argnames=())
@@ -270,7 +283,8 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=
                 if stopped or (stop_at is not None and done * prep.eval_every >= stop_at):
                     break
                 carry, m = _run_chunk(carry, algo, problem_p, prep.mixing, prep.pricing, base_key, threshold,
-                                      evals=per_chunk, eval_every=prep.eval_every, period=prep.period)
+                                      evals=per_chunk, eval_every=prep.eval_every, period=prep.period,
+                                      unroll=step_unroll(prep.steps))
                 chunks.append(to_host(m))
                 done += per_chunk
                 bar.update(per_chunk * prep.eval_every)

@@ -21,7 +21,8 @@ import numpy as np
 from jaxgossip import gossip
 from jaxgossip.algorithms._base import Algorithm
 from jaxgossip.result import atomic_write
-from jaxgossip.simulate import Carry, _chunk_impl, _evals_per_chunk, _initial, assemble_metrics, initial_models, prepare
+from jaxgossip.simulate import (Carry, _chunk_impl, _evals_per_chunk, _initial, assemble_metrics, initial_models, prepare,
+                                step_unroll)
 
 __all__ = ["sweep", "estimate_memory", "expand_grid"]
 
@@ -106,13 +107,14 @@ def _fitting(limit, problem, algorithm, topology, **kwargs) -> int:
     return max(1, int((limit - (one - per)) // max(per, 1)))
 
 
-def _batched_chunk(carry, algo, problem, mixing, pricing, key, threshold, *, evals, eval_every, period, mix_axis):
+def _batched_chunk(carry, algo, problem, mixing, pricing, key, threshold, *, evals, eval_every, period, mix_axis,
+                   unroll):
     fn = lambda c, a, m, k: _chunk_impl(c, a, problem, m, pricing, k, threshold, evals=evals, eval_every=eval_every,
-                                        period=period)
+                                        period=period, unroll=unroll)
     return jax.vmap(fn, in_axes=(0, 0, mix_axis, 0))(carry, algo, mixing, key)
 
 
-_run_batch = jax.jit(_batched_chunk, static_argnames=("evals", "eval_every", "period", "mix_axis"))
+_run_batch = jax.jit(_batched_chunk, static_argnames=("evals", "eval_every", "period", "mix_axis", "unroll"))
 
 
 @functools.partial(jax.jit, static_argnames=("mix_axis",))
@@ -152,7 +154,8 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
     chunks = []
     for _ in range(num_evals // per_chunk):
         carry, m = _run_batch(carry, algos, prep.problem, mixing, prep.pricing, keys, threshold, evals=per_chunk,
-                              eval_every=prep.eval_every, period=prep.period, mix_axis=0 if mix_stack is not None else None)
+                              eval_every=prep.eval_every, period=prep.period, mix_axis=0 if mix_stack is not None else None,
+                              unroll=step_unroll(prep.steps))
         chunks.append(jax.device_get(m))
         if bool(np.all(chunks[-1]["stopped"][:, -1])):
             break

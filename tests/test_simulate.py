@@ -221,3 +221,18 @@ def test_bad_inputs_fail_before_compiling(quad, ring):
     with pytest.raises(ValueError, match="compressor must be a"):
         jg.algorithms.naive_compressed(lr=0.1)
     assert sim_mod.TRACE_COUNT["chunk"] == before
+
+
+def test_unrolled_inner_loop_gives_the_same_run(quad, ring, monkeypatch):
+    """Long runs unroll the inner scan twice (step_unroll); the numbers are the plain loop's, bit for bit."""
+    kw = dict(steps=200, eval_every=20, seed=3, shard=False)
+    comp = jg.compressors.quantize(4)
+    algo = jg.algorithms.choco_sgd(lr=0.05, consensus=0.5, compressor=comp)
+    assert sim_mod.step_unroll(kw["steps"]) == 1
+    plain = jg.simulate(quad, algo, ring, **kw)
+    monkeypatch.setattr(sim_mod, "LONG_RUN", 100)
+    assert sim_mod.step_unroll(kw["steps"]) == 2
+    unrolled = jg.simulate(quad, algo, ring, **kw)
+    for k in ("loss", "consensus", "bits", "sim_time"):
+        np.testing.assert_array_equal(plain.metrics[k], unrolled.metrics[k], err_msg=k)
+    np.testing.assert_array_equal(np.asarray(plain.state.x), np.asarray(unrolled.state.x))

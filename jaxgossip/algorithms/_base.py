@@ -19,8 +19,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
-from flax import struct
+from jaxgossip import _pytree as struct
 
 from jaxgossip.cost import Cost, Pricing
 from jaxgossip.gossip import Mixing
@@ -127,6 +126,10 @@ def as_float(name: str, arg: str, value, low=None, high=None, low_open=True, hig
 
 
 def check_optimizer(name, optimizer):
-    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
+    if optimizer is None:
+        return None
+    import optax  # only when one is given: optax takes ~0.1 s to import
+
+    if not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"{name}: optimizer must be an optax.GradientTransformation or None, got {type(optimizer).__name__}.")
     return optimizer

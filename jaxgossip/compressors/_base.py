@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-from flax import struct
+from jaxgossip import _pytree as struct
 
 __all__ = ["Compressor", "compress_rows", "worker_keys", "FLOAT_BITS", "check_range"]
 

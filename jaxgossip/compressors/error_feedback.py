@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from flax import struct
+from jaxgossip import _pytree as struct
 
 from jaxgossip.compressors._base import Compressor, worker_keys
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-from flax import struct
+from jaxgossip import _pytree as struct
 
 from jaxgossip.compressors._base import worker_keys
 
