@@ -279,8 +279,11 @@ def _cmd_run(args) -> int:
     cfg = _merge_flags(load_config(args.config), args)
     t0 = time.perf_counter()
     problem, topology, results = run_config(cfg, progress=not args.no_progress)
-    title = f"{problem.name} on {topology.name}"
-    print(f"\n{title}: n={problem.n}, d={problem.d}, rho={topology.rho:.4f}, steps={cfg.get('steps', 1000)}")
+    gossiping = any(r.config.get("kind", "decentralized") == "decentralized" for r in results)
+    where = f"on {topology.name}" if gossiping else f"with {problem.n} workers (centralized / star: no gossip graph)"
+    title = f"{problem.name} {where}"
+    rho = f", rho={topology.rho:.4f}" if gossiping else ""
+    print(f"\n{title}: n={problem.n}, d={problem.d}{rho}, steps={cfg.get('steps', 1000)}")
     print(summary_table(results).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
         for path in _write_outputs(args.out, results, title):

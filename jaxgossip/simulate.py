@@ -115,6 +115,7 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
     pricing = Pricing(network, compute, jnp.asarray(topology.degrees, jnp.float32), problem.n)
     config = {
         "algorithm": {"name": algorithm.name, **_hyper_summary(algorithm.hyper)},
+        "kind": algorithm.kind,
         "problem": problem.name,
         "n": problem.n,
         "d": problem.d,

@@ -33,7 +33,7 @@ def test_run_from_toml_writes_outputs(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["run", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
-    assert "naive 4-bit" in text and "dpsgd" in text and "sim time" in text
+    assert "naive 4-bit" in text and "dpsgd" in text and "sim time" in text and "on ring(8)" in text
     for f in ("results.json", "metrics.csv", "comparison.png"):
         assert os.path.getsize(out / f) > 0
     runs = json.loads((out / "results.json").read_text())
@@ -48,6 +48,8 @@ def test_flags_override_config(tmp_path, capsys):
                      "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "cpsgd" in text and "steps=20" in text
+    # a centralized run ignores the graph, and the title says so
+    assert "on ring" not in text and "no gossip graph" in text and "rho=" not in text
 
 
 def test_bad_input_is_a_clear_error(tmp_path, capsys):
