@@ -15,7 +15,7 @@ import tempfile
 import jax
 import numpy as np
 
-from jaxgossip.simulate import Carry, _initial, initial_models, prepare, run_prepared, to_host
+from jaxgossip.simulate import Carry, _init_state, initial_models, prepare, run_prepared, to_host
 
 __all__ = ["simulate", "save", "load"]
 
@@ -55,8 +55,9 @@ def load(path: str, template):
 
 def _template(prep):
     X0 = initial_models(prep.problem)
-    state, m0 = jax.eval_shape(lambda: _initial(prep.algorithm, prep.problem, prep.mixing, prep.pricing, X0))
-    return Carry(state, jax.ShapeDtypeStruct((), np.int32), jax.ShapeDtypeStruct((), bool), m0["loss"])
+    state = jax.eval_shape(lambda: _init_state(prep.algorithm, prep.problem, prep.mixing, prep.pricing, X0))
+    loss0 = jax.ShapeDtypeStruct((), prep.problem.x0.dtype)
+    return Carry(state, jax.ShapeDtypeStruct((), np.int32), jax.ShapeDtypeStruct((), bool), loss0)
 
 
 def simulate(problem, algorithm, topology=None, *, steps: int, path: str, every: int, stop_at: int | None = None,

@@ -164,6 +164,12 @@ def step_unroll(steps: int) -> int:
 
 
 def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, evals, eval_every, period, unroll=1):
+    """``evals`` blocks of ``eval_every`` steps, each followed by an evaluation.
+
+    The metrics have ``evals + 1`` entries: entry 0 evaluates the incoming state with no steps (a run's step-0 metrics
+    come from its first chunk, so a run compiles one program, not a second one for its initial evaluation; later
+    chunks drop that entry), entry j the state after block j. A NaN ``carry.loss0`` is set from entry 0.
+    """
     TRACE_COUNT["chunk"] += 1
 
     def one_step(c, _):
@@ -172,26 +178,48 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
         new_state, cost = algo.step(c.state, key, ctx)
         state = _tree_where(c.stopped, c.state, new_state)
         live = 1.0 - c.stopped.astype(jnp.float32)
-        return c._replace(state=state, t=c.t + 1), (cost.bits * live, cost.seconds * live)
+        return c._replace(state=state, t=c.t + 1), (jnp.float32(cost.bits * live), jnp.float32(cost.seconds * live))
 
-    def one_eval(c, _):
+    def block(c):
         c, (bits, secs) = jax.lax.scan(one_step, c, None, length=eval_every, unroll=min(unroll, eval_every))
-        m = _evaluate(problem, c.state.x)
-        bad = ~jnp.isfinite(m["loss"]) | (m["loss"] > threshold * jnp.maximum(c.loss0, 1e-12))
-        m = dict(m, step=c.t, bits=jnp.sum(bits), sim_time=jnp.sum(secs), stopped=c.stopped | bad)
-        return c._replace(stopped=c.stopped | bad), m
+        return c, jnp.sum(bits), jnp.sum(secs)
 
-    return jax.lax.scan(one_eval, carry, None, length=evals)
+    def no_block(c):
+        return c, jnp.float32(0.0), jnp.float32(0.0)
+
+    def one_eval(c, j):
+        c, bits, secs = jax.lax.cond(j > 0, block, no_block, c)
+        m = _evaluate(problem, c.state.x)
+        loss0 = jnp.where(jnp.isnan(c.loss0), m["loss"].astype(c.loss0.dtype), c.loss0)
+        bad = (j > 0) & (~jnp.isfinite(m["loss"]) | (m["loss"] > threshold * jnp.maximum(loss0, 1e-12)))
+        m = dict(m, step=c.t, bits=bits, sim_time=secs, stopped=c.stopped | bad)
+        return c._replace(stopped=c.stopped | bad, loss0=loss0), m
+
+    return jax.lax.scan(one_eval, carry, jnp.arange(evals + 1))
 
 
 _run_chunk = jax.jit(_chunk_impl, static_argnames=("evals", "eval_every", "period", "unroll"))
 
 
-@functools.partial(jax.jit, static_argnames=())
-def _initial(algo, problem, mixing, pricing, X0):
-    ctx = Context(problem, mixing, pricing, jnp.zeros((), jnp.int32))
-    state = algo.init(X0, ctx)
-    return state, _evaluate(problem, state.x)
+_BLOCK_KEYS = ("step", "bits", "sim_time", "stopped")
+
+
+def split_entry0(m):
+    """A chunk's metrics -> (entry 0's evaluation: the incoming state's, the rest: one entry per block), along the
+    last axis."""
+    first = {k: v[..., 0] for k, v in m.items() if k not in _BLOCK_KEYS}
+    return first, {k: v[..., 1:] for k, v in m.items()}
+
+
+@jax.jit
+def _init_state(algo, problem, mixing, pricing, X0):
+    """The algorithm's state at step 0 (its metrics come from the first chunk)."""
+    return algo.init(X0, Context(problem, mixing, pricing, jnp.zeros((), jnp.int32)))
+
+
+def fresh_carry(state, dtype) -> Carry:
+    """Step 0's carry: not stopped, no divergence reference yet (NaN: the first chunk sets it)."""
+    return Carry(state, jnp.asarray(0, jnp.int32), jnp.asarray(False), jnp.asarray(jnp.nan, dtype))
 
 
 def _evaluate(problem, X):
@@ -265,8 +293,8 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=
         problem_p = _place(problem, prep.sharding, n)
         if resume is None:
             X0 = initial_models(problem, x0)
-            state, m0 = _initial(algo, problem_p, prep.mixing, prep.pricing, _place(X0, prep.sharding, n))
-            carry, m0, chunks = Carry(state, jnp.asarray(0, jnp.int32), jnp.asarray(False), m0["loss"]), to_host(m0), []
+            state = _init_state(algo, problem_p, prep.mixing, prep.pricing, _place(X0, prep.sharding, n))
+            carry, m0, chunks = fresh_carry(state, problem.x0.dtype), None, []
         else:
             carry, m0, chunks = resume
             carry = _place(carry, prep.sharding, n)
@@ -281,12 +309,14 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=
         with _progress(prep.steps, show, prep.config.get("label", algo.name)) as bar:
             bar.update(done * prep.eval_every)
             for _ in range((num_evals - done) // per_chunk):
-                if stopped or (stop_at is not None and done * prep.eval_every >= stop_at):
+                if m0 is not None and (stopped or (stop_at is not None and done * prep.eval_every >= stop_at)):
                     break
                 carry, m = _run_chunk(carry, algo, problem_p, prep.mixing, prep.pricing, base_key, threshold,
                                       evals=per_chunk, eval_every=prep.eval_every, period=prep.period,
                                       unroll=step_unroll(prep.steps))
-                chunks.append(to_host(m))
+                first, rest = split_entry0(to_host(m))
+                m0 = first if m0 is None else m0
+                chunks.append(rest)
                 done += per_chunk
                 bar.update(per_chunk * prep.eval_every)
                 stopped = bool(chunks[-1]["stopped"][-1])

@@ -21,8 +21,8 @@ import numpy as np
 from jaxgossip import gossip
 from jaxgossip.algorithms._base import Algorithm
 from jaxgossip.result import atomic_write
-from jaxgossip.simulate import (Carry, _chunk_impl, _evals_per_chunk, _initial, assemble_metrics, initial_models, prepare,
-                                step_unroll)
+from jaxgossip.simulate import (Carry, _chunk_impl, _evals_per_chunk, _init_state, assemble_metrics, initial_models,
+                                prepare, split_entry0, step_unroll)
 
 __all__ = ["sweep", "estimate_memory", "expand_grid"]
 
@@ -71,7 +71,7 @@ def _stack(trees):
 
 def _state_bytes(prep) -> int:
     X0 = initial_models(prep.problem)
-    shapes = jax.eval_shape(lambda: _initial(prep.algorithm, prep.problem, prep.mixing, prep.pricing, X0)[0])
+    shapes = jax.eval_shape(lambda: _init_state(prep.algorithm, prep.problem, prep.mixing, prep.pricing, X0))
     return int(sum(np.prod(s.shape) * s.dtype.itemsize for s in jax.tree.leaves(shapes)))
 
 
@@ -119,7 +119,7 @@ _run_batch = jax.jit(_batched_chunk, static_argnames=("evals", "eval_every", "pe
 
 @functools.partial(jax.jit, static_argnames=("mix_axis",))
 def _init_batch(algos, problem, mixing, pricing, X0, *, mix_axis):
-    return jax.vmap(lambda a, m: _initial(a, problem, m, pricing, X0), in_axes=(0, mix_axis))(algos, mixing)
+    return jax.vmap(lambda a, m: _init_state(a, problem, m, pricing, X0), in_axes=(0, mix_axis))(algos, mixing)
 
 
 def _config_key(label, point, seed) -> str:
@@ -138,9 +138,10 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
     algos = _stack([_apply(prep.algorithm, p) for p in points])
     X0 = initial_models(prep.problem)
     mixing = mix_stack if mix_stack is not None else prep.mixing
-    states, m0 = _init_batch(algos, prep.problem, mixing, prep.pricing, X0, mix_axis=0 if mix_stack is not None else None)
+    states = _init_batch(algos, prep.problem, mixing, prep.pricing, X0, mix_axis=0 if mix_stack is not None else None)
     B = len(points)
-    carry = Carry(states, jnp.zeros((B,), jnp.int32), jnp.zeros((B,), bool), m0["loss"])
+    carry = Carry(states, jnp.zeros((B,), jnp.int32), jnp.zeros((B,), bool),
+                  jnp.full((B,), jnp.nan, prep.problem.x0.dtype))
     keys = jax.random.wrap_key_data(np.stack([np.asarray(jax.random.key_data(jax.random.key(s))) for s in seeds]))
     if shard_sweep and len(jax.devices()) > 1 and B % len(jax.devices()) == 0:
         mesh = jax.sharding.Mesh(np.array(jax.devices()), ("sweep",))
@@ -151,15 +152,16 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
     num_evals = prep.steps // prep.eval_every
     per_chunk = _evals_per_chunk(num_evals, prep.eval_every)
     threshold = jnp.asarray(divergence_threshold, jnp.float32)
-    chunks = []
+    chunks, m0 = [], None
     for _ in range(num_evals // per_chunk):
         carry, m = _run_batch(carry, algos, prep.problem, mixing, prep.pricing, keys, threshold, evals=per_chunk,
                               eval_every=prep.eval_every, period=prep.period, mix_axis=0 if mix_stack is not None else None,
                               unroll=step_unroll(prep.steps))
-        chunks.append(jax.device_get(m))
+        first, rest = split_entry0(jax.device_get(m))
+        m0 = first if m0 is None else m0
+        chunks.append(rest)
         if bool(np.all(chunks[-1]["stopped"][:, -1])):
             break
-    m0 = jax.device_get(m0)
     out = []
     for b in range(B):
         mb = {k: v[b] for k, v in m0.items()}
