@@ -227,8 +227,7 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
                 mix = _stack_mixings([p["topology"] for p, _ in part], prep.mixing.backend)
             results = _run_batch_of(prep, [p for p, _ in part], [s for _, s in part], divergence_threshold, mix,
                                     shard_sweep)
-            rows = [_frame(label, p, s, r) for (p, s), r in zip(part, results)]
-            frames.append(pd.concat(rows, ignore_index=True))
+            frames.append(_frame(label, part, results))
             if resume:
                 atomic_write(resume, pd.concat(frames, ignore_index=True).to_csv(index=False))
             if progress:
@@ -265,15 +264,22 @@ def _as_algorithms(algorithm) -> dict:
     return dict(items)
 
 
-def _frame(label, point, seed, result):
+def _frame(label, part, results):
+    """One tidy DataFrame for a batch: a row per (configuration, evaluation), built column by column (one pandas
+    call per batch: a frame per configuration and a concat took longer than the 500-step sweep they described)."""
     import pandas as pd
 
-    metrics, diverged, _ = result
-    df = pd.DataFrame({k: np.asarray(v) for k, v in metrics.items()})
-    df.insert(0, "label", label)
-    for i, (k, v) in enumerate(point.items()):
-        df.insert(1 + i, k, v.name if hasattr(v, "W") else _plain(v))
-    df.insert(1 + len(point), "seed", seed)
-    df["diverged"] = diverged
-    df["config_key"] = _config_key(label, point, seed)
-    return df
+    lengths = [len(metrics["step"]) for metrics, _, _ in results]
+
+    def per_config(values):
+        return np.repeat(np.asarray(values), lengths)
+
+    cols = {"label": per_config([label] * len(part))}
+    for k in part[0][0]:
+        cols[k] = per_config([p[k].name if hasattr(p[k], "W") else _plain(p[k]) for p, _ in part])
+    cols["seed"] = per_config([s for _, s in part])
+    for k in results[0][0]:
+        cols[k] = np.concatenate([np.asarray(metrics[k]) for metrics, _, _ in results])
+    cols["diverged"] = per_config([diverged for _, diverged, _ in results])
+    cols["config_key"] = per_config([_config_key(label, p, s) for p, s in part])
+    return pd.DataFrame(cols)

@@ -98,3 +98,30 @@ def test_bad_inputs():
         jg.problems.get("svm")
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         jg.problems.quadratic(batch_size=0)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_one_worker_gradient_is_its_row_of_the_stack(noise):
+    p = jg.problems.quadratic(n_workers=5, dim=4, samples_per_worker=7, batch_size=3, seed=2, grad_noise=noise)
+    X = jax.random.normal(jax.random.key(0), (5, 4))
+    key = jax.random.key(9)
+    G, _ = p.stochastic_grads(key, X)
+    for i in range(5):
+        np.testing.assert_array_equal(np.asarray(p.worker_grad(key, i, X[i])), np.asarray(G[i]))
+    sizes = jnp.array([0, 1, 2, 3, 3])
+    G, _ = p.stochastic_grads(key, X, sizes)
+    np.testing.assert_array_equal(np.asarray(p.worker_grad(key, 1, X[1], size=1)), np.asarray(G[1]))
+    assert float(jnp.abs(p.worker_grad(key, 0, X[0], size=0)).max()) == 0
+
+
+def test_minibatches_stay_inside_each_share():
+    """Dirichlet shares are padded to the largest; no draw lands on padding (here poisoned with NaN)."""
+    p = jg.problems.logistic_regression("digits", n_workers=6, partition="dirichlet", alpha=0.2, batch_size=64,
+                                        solve_optimum=False, seed=1)
+    m = p.data_x.shape[1]
+    assert int(p.counts.min()) < m
+    pad = jnp.arange(m)[None, :] >= p.counts[:, None]
+    p = p.replace(data_x=jnp.where(pad[:, :, None], jnp.nan, p.data_x))
+    X = jnp.tile(p.x0, (p.n, 1))
+    G = jax.vmap(lambda k: p.stochastic_grads(k, X)[0])(jax.random.split(jax.random.key(3), 200))
+    assert bool(jnp.all(jnp.isfinite(G)))

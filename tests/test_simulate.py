@@ -32,7 +32,8 @@ def test_dpsgd_converges_to_neighbourhood_of_optimum(quad, ring):
     assert d[-1] < 0.1 * d[0]
     # a neighbourhood, not a drift: the last third stays small
     assert np.max(d[-10:]) < 0.15 * d[0]
-    assert r.metrics["suboptimality"][-1] < 0.01 * r.metrics["suboptimality"][0]
+    # the neighbourhood's level: the mean over the stationary last 10 evaluations (a single SGD sample is noisy)
+    assert np.mean(r.metrics["suboptimality"][-10:]) < 0.01 * r.metrics["suboptimality"][0]
     # a smaller step size lands closer (the neighbourhood shrinks with gamma)
     r2 = jg.simulate(quad, jg.algorithms.dpsgd(lr=0.01), ring, steps=12000, eval_every=1000, seed=0, shard=False)
     assert np.mean(r2.metrics["dist_to_opt"][-4:]) < np.mean(d[-10:])

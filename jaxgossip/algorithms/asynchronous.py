@@ -40,12 +40,9 @@ _GRAD, _TIMES = 0, 2
 def one_worker_grad(problem, key, i, x):
     """Worker i's stochastic gradient at its model x (d,): row i of ``problem.stochastic_grads(key, X)`` when X[i] = x.
 
-    Costs one worker's batch instead of the whole stack's (an event updates one worker). The per-worker key is
-    ``fold_in(key, i)``, as in ``stochastic_grads``.
+    Costs one worker's batch instead of the whole stack's (an event updates one worker); see ``Problem.worker_grad``.
     """
-    g, _ = problem._worker_grad(x, problem.data_x[i], problem.data_y[i], problem.counts[i],
-                                jax.random.fold_in(key, i), problem.batch_size)
-    return g
+    return problem.worker_grad(key, i, x)
 
 
 def _row_direction(optimizer, g, opt, i, x):

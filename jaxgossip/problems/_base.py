@@ -75,25 +75,27 @@ class Problem:
         data = jnp.sum(per * mask) / jnp.maximum(used, 1.0)
         return data + (used > 0) * 0.5 * self.reg * jnp.vdot(x, x)
 
-    def _worker_grad(self, x, xs, ys, count, key, size):
-        k_idx, k_noise = jax.random.split(key)
+    def _worker_grad(self, x, xs, ys, count, u, size):
+        """One worker's minibatch gradient (no noise): samples ``floor(u_b * count)`` for its B uniforms u."""
         B = self.batch_size
-        idx = jnp.floor(jax.random.uniform(k_idx, (B,)) * count).astype(jnp.int32)
+        idx = jnp.minimum(jnp.floor(u * count).astype(jnp.int32), count - 1)
         mask = (jnp.arange(B) < size).astype(x.dtype)
         loss, g = jax.value_and_grad(self.masked_loss)(x, xs[idx], ys[idx], mask)
-        # skip drawing d normals when there is no noise (the common case; same bits either way)
-        noise = jax.lax.cond(self.grad_noise > 0, lambda: jax.random.normal(k_noise, g.shape, g.dtype),
-                             lambda: jnp.zeros(g.shape, g.dtype))
-        g = g + (size > 0) * self.grad_noise * noise
         return g, loss
+
+    def _noise(self, draw, shape, dtype):
+        # skip drawing the normals when there is no noise (the common case; same bits either way)
+        return jax.lax.cond(self.grad_noise > 0, draw, lambda: jnp.zeros(shape, dtype))
 
     # ---- the stack -------------------------------------------------------------------------------------------------
     def stochastic_grads(self, key, X, sizes=None):
         """Stochastic gradients of every worker at its own model.
 
-        Worker i draws ``batch_size`` sample indices uniformly (with replacement) from its share, with key
-        ``fold_in(key, i)``, and averages the gradients of the first ``sizes[i]`` of them (all of them when ``sizes`` is
-        None; zero samples give a zero gradient, as QuanTimed-DSGD's eq. 6 needs).
+        Worker i draws ``batch_size`` sample indices uniformly (with replacement) from its share: row i of
+        ``uniform(key, (n, batch_size))`` (one Threefry hash per draw, the same numbers on any device layout). It
+        averages the gradients of the first ``sizes[i]`` of them (all when ``sizes`` is None; zero samples give a
+        zero gradient, as QuanTimed-DSGD's eq. 6 needs). Gaussian noise of std ``grad_noise``, if any, is drawn with
+        worker key ``fold_in(fold_in(key, 1), i)``.
 
         Args:
           key: the step's key.
@@ -106,7 +108,23 @@ class Problem:
         n = X.shape[0]
         if sizes is None:
             sizes = jnp.full((n,), self.batch_size)
-        return jax.vmap(self._worker_grad)(X, self.data_x, self.data_y, self.counts, worker_keys(key, n), sizes)
+        U = jax.random.uniform(key, (n, self.batch_size))
+        G, losses = jax.vmap(self._worker_grad)(X, self.data_x, self.data_y, self.counts, U, sizes)
+        draw = lambda k: self._noise(lambda: jax.random.normal(k, G.shape[1:], G.dtype), G.shape[1:], G.dtype)  # noqa: E731
+        noise = jax.vmap(draw)(worker_keys(jax.random.fold_in(key, 1), n))  # a per-worker cond: measured fastest
+        return G + (sizes > 0)[:, None] * self.grad_noise * noise, losses
+
+    def worker_grad(self, key, i, x, size=None):
+        """Worker i's stochastic gradient at its model x (d,): row i of ``stochastic_grads(key, X)`` when X[i] = x.
+
+        Costs one worker's batch instead of the whole stack's (asynchronous algorithms update one worker per event).
+        """
+        size = self.batch_size if size is None else size
+        u = jax.random.uniform(key, (self.n, self.batch_size))[i]
+        g, _ = self._worker_grad(x, self.data_x[i], self.data_y[i], self.counts[i], u, size)
+        noise_key = jax.random.fold_in(jax.random.fold_in(key, 1), i)
+        noise = self._noise(lambda: jax.random.normal(noise_key, g.shape, g.dtype), g.shape, g.dtype)
+        return g + (size > 0) * self.grad_noise * noise
 
     def local_objectives(self, X):
         """f_i(x_i) for every worker, on its whole share, (n,)."""
