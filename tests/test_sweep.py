@@ -1,5 +1,6 @@
 """jg.sweep: grid x seeds as one vmapped program equals separate runs; resume; batching; clear errors."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -98,3 +99,28 @@ def test_memory_estimate_and_automatic_chunking(setup):
     finally:
         sweep_mod._run_batch_of = orig
     assert calls == [2, 2]
+
+
+def test_sweep_sharded_over_devices_equals_one_device(setup, devices, monkeypatch):
+    """shard_sweep=True spreads the configurations over the 8 devices; every configuration's numbers are unchanged."""
+    prob, _, topo = setup
+    assert len(devices) == 8
+    algo = jg.algorithms.dpsgd(lr=0.1)
+    grid = {"lr": [0.02, 0.05, 0.1, 0.2]}
+    kw = dict(steps=20, eval_every=10, grid=grid, seeds=[0, 1])
+    one = jg.sweep(prob, algo, topo, shard_sweep=False, **kw)
+    seen, run_batch = [], sweep_mod._run_batch
+
+    def spy(carry, *args, **kwargs):
+        seen.append(len(jax.tree.leaves(carry)[0].sharding.device_set))
+        return run_batch(carry, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_mod, "_run_batch", spy)
+    eight = jg.sweep(prob, algo, topo, shard_sweep=True, **kw)
+    assert seen and set(seen) == {8}  # the configurations really were spread over the devices
+    assert len(one) == len(eight) == 8 * 3
+    keys = ["lr", "seed", "step"]
+    one, eight = one.sort_values(keys).reset_index(drop=True), eight.sort_values(keys).reset_index(drop=True)
+    np.testing.assert_array_equal(one[keys].values, eight[keys].values)
+    np.testing.assert_allclose(eight.loss.values, one.loss.values, rtol=1e-5)
+    np.testing.assert_allclose(eight.consensus.values, one.consensus.values, rtol=1e-4, atol=1e-9)
