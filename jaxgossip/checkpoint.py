@@ -22,12 +22,15 @@ __all__ = ["simulate", "save", "load"]
 
 def save(path: str, carry, m0: dict, chunks: list, config: dict) -> None:
     """Write the carry, the metrics so far and the config to ``path`` atomically."""
-    leaves = jax.tree.leaves(to_host(carry))
+    leaves = jax.tree.leaves(carry)
+    keys = {i: str(jax.random.key_impl(a)) for i, a in enumerate(leaves) if _is_key(a)}  # typed PRNG keys: raw data
+    leaves = to_host([jax.random.key_data(a) if i in keys else a for i, a in enumerate(leaves)])
     arrays = {f"leaf{i}": np.asarray(a) for i, a in enumerate(leaves)}
     arrays.update({f"m0/{k}": np.asarray(v) for k, v in m0.items()})
     for j, c in enumerate(chunks):
         arrays.update({f"chunk{j}/{k}": np.asarray(v) for k, v in c.items()})
-    arrays["meta"] = np.asarray(json.dumps({"config": config, "leaves": len(leaves), "chunks": len(chunks)}))
+    meta = {"config": config, "leaves": len(leaves), "chunks": len(chunks), "keys": keys}
+    arrays["meta"] = np.asarray(json.dumps(meta))
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
@@ -48,9 +51,14 @@ def load(path: str, template):
         leaves = [z[f"leaf{i}"] for i in range(meta["leaves"])]
         m0 = {k[3:]: z[k] for k in z.files if k.startswith("m0/")}
         chunks = [{k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(f"chunk{j}/")} for j in range(meta["chunks"])]
-    treedef = jax.tree.structure(template)
-    carry = jax.tree.unflatten(treedef, [jax.numpy.asarray(a) for a in leaves])
-    return carry, m0, chunks, meta["config"]
+    keys = {int(i): impl for i, impl in meta.get("keys", {}).items()}
+    leaves = [jax.random.wrap_key_data(a, impl=keys[i]) if i in keys else jax.numpy.asarray(a)
+              for i, a in enumerate(leaves)]
+    return jax.tree.unflatten(jax.tree.structure(template), leaves), m0, chunks, meta["config"]
+
+
+def _is_key(a) -> bool:
+    return jax.dtypes.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key)
 
 
 def _template(prep):

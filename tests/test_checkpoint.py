@@ -39,3 +39,21 @@ def test_checkpoint_rejects_other_config_and_bad_every(setup, tmp_path):
         checkpoint.simulate(prob, algo, topo, steps=20, eval_every=10, seed=1, path=path, every=10, shard=False)
     with pytest.raises(ValueError, match="every"):
         checkpoint.simulate(prob, algo, topo, steps=20, eval_every=10, path=str(tmp_path / "x.npz"), every=15)
+
+
+def test_typed_prng_keys_in_a_state_round_trip(tmp_path):
+    """A state holding typed keys (any impl) is saved as raw key data and restored as the same keys."""
+    import jax
+    import jax.numpy as jnp
+
+    carry = {"x": jnp.arange(3.0), "keys": jax.random.split(jax.random.key(5), 4), "rbg": jax.random.key(1, impl="rbg")}
+    path = str(tmp_path / "k.npz")
+    checkpoint.save(path, carry, {"loss": np.float32(1.0)}, [], {"run": "x"})
+    back, m0, chunks, config = checkpoint.load(path, carry)
+    assert config == {"run": "x"} and chunks == [] and float(m0["loss"]) == 1.0
+    np.testing.assert_array_equal(back["x"], carry["x"])
+    for k in ("keys", "rbg"):
+        assert back[k].dtype == carry[k].dtype
+        assert str(jax.random.key_impl(back[k])) == str(jax.random.key_impl(carry[k]))
+        np.testing.assert_array_equal(jax.random.key_data(back[k]), jax.random.key_data(carry[k]))
+    np.testing.assert_array_equal(jax.random.uniform(back["rbg"], (2,)), jax.random.uniform(carry["rbg"], (2,)))
