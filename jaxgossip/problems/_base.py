@@ -31,7 +31,7 @@ class Problem:
       test_x, test_y: held-out samples (may have zero rows).
       x0: (d,) initial parameters, shared by every worker.
       reg: L2 coefficient (traced).
-      grad_noise: std of Gaussian noise added to every stochastic gradient (traced; 0 by default).
+      grad_noise: static std of Gaussian noise added to every stochastic gradient (0 by default: no normals drawn).
       x_star, f_star: the optimum and its value where known (else None).
       model: static callable ``model(x, X) -> outputs`` (per-sample predictions for a batch).
       loss: static callable ``loss(outputs, y) -> per-sample losses``.
@@ -48,12 +48,12 @@ class Problem:
     test_y: jax.Array
     x0: jax.Array
     reg: jax.Array
-    grad_noise: jax.Array
     x_star: jax.Array | None
     f_star: jax.Array | None
     model: Callable = struct.field(pytree_node=False)
     loss: Callable = struct.field(pytree_node=False)
     batch_size: int = struct.field(pytree_node=False)
+    grad_noise: float = struct.field(pytree_node=False, default=0.0)
     name: str = struct.field(pytree_node=False, default="problem")
     classification: bool = struct.field(pytree_node=False, default=False)
     L: float | None = struct.field(pytree_node=False, default=None)
@@ -83,10 +83,6 @@ class Problem:
         loss, g = jax.value_and_grad(self.masked_loss)(x, xs[idx], ys[idx], mask)
         return g, loss
 
-    def _noise(self, draw, shape, dtype):
-        # skip drawing the normals when there is no noise (the common case; same bits either way)
-        return jax.lax.cond(self.grad_noise > 0, draw, lambda: jnp.zeros(shape, dtype))
-
     # ---- the stack -------------------------------------------------------------------------------------------------
     def stochastic_grads(self, key, X, sizes=None):
         """Stochastic gradients of every worker at its own model.
@@ -110,8 +106,9 @@ class Problem:
             sizes = jnp.full((n,), self.batch_size)
         U = jax.random.uniform(key, (n, self.batch_size))
         G, losses = jax.vmap(self._worker_grad)(X, self.data_x, self.data_y, self.counts, U, sizes)
-        draw = lambda k: self._noise(lambda: jax.random.normal(k, G.shape[1:], G.dtype), G.shape[1:], G.dtype)  # noqa: E731
-        noise = jax.vmap(draw)(worker_keys(jax.random.fold_in(key, 1), n))  # a per-worker cond: measured fastest
+        if not self.grad_noise:  # static: a noiseless problem draws no normals and runs no branch
+            return G, losses
+        noise = jax.vmap(lambda k: jax.random.normal(k, G.shape[1:], G.dtype))(worker_keys(jax.random.fold_in(key, 1), n))
         return G + (sizes > 0)[:, None] * self.grad_noise * noise, losses
 
     def worker_grad(self, key, i, x, size=None):
@@ -122,8 +119,9 @@ class Problem:
         size = self.batch_size if size is None else size
         u = jax.random.uniform(key, (self.n, self.batch_size))[i]
         g, _ = self._worker_grad(x, self.data_x[i], self.data_y[i], self.counts[i], u, size)
-        noise_key = jax.random.fold_in(jax.random.fold_in(key, 1), i)
-        noise = self._noise(lambda: jax.random.normal(noise_key, g.shape, g.dtype), g.shape, g.dtype)
+        if not self.grad_noise:
+            return g
+        noise = jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, 1), i), g.shape, g.dtype)
         return g + (size > 0) * self.grad_noise * noise
 
     def local_objectives(self, X):

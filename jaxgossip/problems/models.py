@@ -94,10 +94,12 @@ def _problem(shards, test, x0, model, loss, batch_size, name, reg, grad_noise=0.
     _check_batch(batch_size, counts)
     if reg < 0:
         raise ValueError(f"reg must be >= 0, got {reg}.")
+    if not 0 <= grad_noise < float("inf"):
+        raise ValueError(f"grad_noise must be a finite number >= 0, got {grad_noise}.")
     return Problem(
         data_x=jnp.asarray(X, jnp.float32), data_y=jnp.asarray(y), counts=jnp.asarray(counts, jnp.int32),
         test_x=jnp.asarray(test[0], jnp.float32), test_y=jnp.asarray(test[1]),
-        x0=jnp.asarray(x0, jnp.float32), reg=jnp.asarray(reg, jnp.float32), grad_noise=jnp.asarray(grad_noise, jnp.float32),
+        x0=jnp.asarray(x0, jnp.float32), reg=jnp.asarray(reg, jnp.float32), grad_noise=float(grad_noise),
         x_star=None if x_star is None else jnp.asarray(x_star, jnp.float32),
         f_star=None if f_star is None else jnp.asarray(f_star, jnp.float32),
         model=model, loss=loss, batch_size=int(batch_size), name=name, classification=classification,

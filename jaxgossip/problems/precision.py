@@ -35,7 +35,7 @@ def as_float64(problem, newton_steps: int = 8, max_dim: int = 4000):
         raise ValueError("as_float64: enable float64 first, e.g. `with jax.enable_x64(True): ...` "
                          "(or jax.config.update('jax_enable_x64', True)).")
     p = problem.replace(**{f: _cast(getattr(problem, f)) for f in
-                           ("data_x", "data_y", "test_x", "test_y", "x0", "reg", "grad_noise", "x_star", "f_star")})
+                           ("data_x", "data_y", "test_x", "test_y", "x0", "reg", "x_star", "f_star")})
     if p.x_star is None or p.d > max_dim:
         return p
     x = p.x_star
