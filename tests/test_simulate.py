@@ -211,7 +211,7 @@ def test_bad_inputs_fail_before_compiling(quad, ring):
         jg.compressors.quantize(bits=0)
     with pytest.raises(ValueError, match="bits must be a number in"):
         jg.compressors.quantize(bits=33)
-    with pytest.raises(ValueError, match="lr must lie in"):
+    with pytest.raises(ValueError, match="lr must be a number in"):
         jg.algorithms.dpsgd(lr=-1)
     with pytest.raises(ValueError, match="order must be one of"):
         jg.algorithms.dpsgd(order="sideways")

@@ -15,11 +15,14 @@ Contract:
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jaxgossip import _pytree as struct
+from jaxgossip.compressors._base import check_range
 
 from jaxgossip.cost import Cost, Pricing
 from jaxgossip.gossip import Mixing
@@ -109,20 +112,13 @@ def local_direction(optimizer, G, opt_state, X):
 
 
 def as_float(name: str, arg: str, value, low=None, high=None, low_open=True, high_open=False):
-    """A hyperparameter as a float32 array, checked in Python (clear errors before compiling)."""
+    """A hyperparameter as a float32 array, range-checked in Python (clear errors before compiling); see
+    :func:`jaxgossip.compressors._base.check_range`. ``None`` bounds are unbounded."""
     if isinstance(value, jax.core.Tracer):
         return value
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: {arg} must be a number, got {value!r}.") from None
-    if v != v or (low is not None and (v < low or (low_open and v == low))) or (
-        high is not None and (v > high or (high_open and v == high))
-    ):
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        raise ValueError(f"{name}: {arg} must lie in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}, got {value!r}.")
-    return jnp.asarray(v, jnp.float32)
+    lo, hi = -math.inf if low is None else low, math.inf if high is None else high
+    check_range(name, arg, value, lo, hi, low_open=low_open and low is not None, high_open=high_open and high is not None)
+    return jnp.asarray(float(value), jnp.float32)
 
 
 def check_optimizer(name, optimizer):

@@ -86,8 +86,8 @@ def check_range(name: str, arg: str, value, low, high, low_open=False, high_open
     if integer and v != int(v):
         bad = True
     if bad or v != v:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
+        lo = "(" if low_open or low == -float("inf") else "["
+        hi = ")" if high_open or high == float("inf") else "]"
         kind = "an integer" if integer else "a number"
         raise ValueError(f"{name}: {arg} must be {kind} in {lo}{low}, {high}{hi}, got {value!r}.")
     return value
