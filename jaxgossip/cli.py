@@ -129,7 +129,7 @@ def _cmd_sweep(args) -> int:
     if not grid:
         raise ValueError("sweep: give a grid with --grid NAME=V1,V2 or a [sweep] table in the config.")
     prob_kw = dict(cfg["problem"])
-    problem = _checked(jg.problems.get, jg.problems.REGISTRY, "problem", prob_kw.pop("name", None), prob_kw)
+    problem = jg.problems.get(prob_kw.pop("name", None), **prob_kw)
     topo_kw = dict(cfg.get("topology", {"name": "ring"}))
     topology = jg.topology.get(topo_kw.pop("name"), problem.n, **topo_kw)
     algos = {run.get("label") or run["algorithm"]: _build_algorithm(run) for run in cfg["run"]}
@@ -194,19 +194,6 @@ def _merge_flags(cfg: dict, args) -> dict:
     return cfg
 
 
-def _checked(get, registry, what, name, kw):
-    """Call ``get(name, **kw)`` after checking the keywords, so a typo is a clear error, not a TypeError."""
-    import inspect
-
-    if name in registry:
-        params = inspect.signature(registry[name]).parameters
-        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            unknown = sorted(set(kw) - set(params))
-            if unknown:
-                raise ValueError(f"{what} {name!r} takes no option(s) {unknown}; it takes {sorted(params)}.")
-    return get(name, **kw)
-
-
 def _build_algorithm(run: dict):
     import jaxgossip as jg
 
@@ -218,8 +205,8 @@ def _build_algorithm(run: dict):
         comp = {"name": comp}
     if isinstance(comp, dict):
         comp = dict(comp)
-        kw["compressor"] = _checked(jg.compressors.get, jg.compressors.REGISTRY, "compressor", comp.pop("name"), comp)
-    return _checked(jg.algorithms.get, jg.algorithms.REGISTRY, "algorithm", run["algorithm"], kw)
+        kw["compressor"] = jg.compressors.get(comp.pop("name"), **comp)
+    return jg.algorithms.get(run["algorithm"], **kw)
 
 
 def run_config(cfg: dict, progress: bool = True):
@@ -227,7 +214,7 @@ def run_config(cfg: dict, progress: bool = True):
     import jaxgossip as jg
 
     prob_kw = dict(cfg["problem"])
-    problem = _checked(jg.problems.get, jg.problems.REGISTRY, "problem", prob_kw.pop("name", None), prob_kw)
+    problem = jg.problems.get(prob_kw.pop("name", None), **prob_kw)
     topo_kw = dict(cfg.get("topology", {"name": "ring"}))
     topology = jg.topology.get(topo_kw.pop("name"), problem.n, **topo_kw)
     network = jg.Network(**cfg.get("network", {}))

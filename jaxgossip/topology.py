@@ -24,6 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxgossip._registry import build
+
 WEIGHTS = ("uniform", "metropolis", "laplacian")
 
 __all__ = [
@@ -386,11 +388,9 @@ BUILDERS = {
 
 def get(name: str, n: int, **kwargs) -> Topology:
     """Build a topology by name (the CLI's and config files' entry point). A torus takes n = rows * cols, square."""
-    if name not in BUILDERS:
-        raise ValueError(f"topology must be one of {sorted(BUILDERS)}, got {name!r}.")
     if name == "torus":
         r = int(round(np.sqrt(n)))
         if r * r != n:
             raise ValueError(f"torus by name needs a square n, got {n}; call topology.torus(rows, cols).")
-        return torus(r, r, **kwargs)
-    return BUILDERS[name](n, **kwargs)
+        return build("topology", {"torus": lambda weights="uniform": torus(r, r, weights=weights)}, name, kwargs)
+    return build("topology", {k: functools.partial(v, n) for k, v in BUILDERS.items()}, name, kwargs)

@@ -67,3 +67,26 @@ def test_list_names_everything(capsys):
 def test_unknown_reproduction(capsys):
     assert cli.main(["reproduce", "nope"]) == 2
     assert "reproduction must be one of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("section, line, message", [
+    ("run", 'lrr = 0.05', "algorithm 'dpsgd' has no parameter 'lrr'; it takes lr, order, optimizer"),
+    ("problem", 'dimm = 3', "problem 'quadratic' has no parameter 'dimm'"),
+    ("topology", 'weight = "metropolis"', "topology 'ring' has no parameter 'weight'; it takes weights"),
+])
+def test_misspelled_config_parameter_is_a_clear_error(tmp_path, capsys, section, line, message):
+    text = CFG.replace(f"[{section}]" if section != "run" else "[[run]]",
+                       (f"[{section}]" if section != "run" else "[[run]]") + "\n" + line, 1)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    assert cli.main(["run", "--config", str(cfg), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_registries_name_unknown_keywords():
+    import jaxgossip as jg
+
+    with pytest.raises(ValueError, match=r"compressor 'quantize' has no parameter 'bitz'; it takes bits, bucket"):
+        jg.compressors.get("quantize", bitz=3)
+    with pytest.raises(ValueError, match=r"algorithm must be one of \["):
+        jg.algorithms.get("sgdd")

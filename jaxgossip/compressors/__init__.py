@@ -1,5 +1,6 @@
 """Compressors: pure functions with explicit keys and honest bit counts (``jg.compressors``)."""
 
+from jaxgossip._registry import build
 from jaxgossip.compressors._base import Compressor, compress_rows, worker_keys
 from jaxgossip.compressors.bounded import bounded
 from jaxgossip.compressors.quantize import identity, quantize
@@ -29,9 +30,7 @@ REGISTRY = {
 
 def get(name: str, **kwargs) -> Compressor:
     """Build a compressor by name (for the CLI and config files)."""
-    if name not in REGISTRY:
-        raise ValueError(f"compressor must be one of {sorted(REGISTRY)}, got {name!r}.")
-    return REGISTRY[name](**kwargs)
+    return build("compressor", REGISTRY, name, kwargs)
 
 
 __all__ = ["Compressor", "compress_rows", "worker_keys", "get", "REGISTRY", *REGISTRY]

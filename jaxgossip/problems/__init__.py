@@ -1,5 +1,6 @@
 """Problems: per-worker data, a loss, and a stochastic-gradient oracle for the whole stack (``jg.problems``)."""
 
+from jaxgossip._registry import build
 from jaxgossip.problems._base import Problem
 from jaxgossip.problems.data import DATASETS, PARTITIONS, load, partition
 from jaxgossip.problems.models import MLP, Linear, logistic_regression, mlp, quadratic
@@ -14,9 +15,7 @@ REGISTRY = {
 
 def get(name: str, **kwargs) -> Problem:
     """Build a problem by name (for the CLI and config files)."""
-    if name not in REGISTRY:
-        raise ValueError(f"problem must be one of {sorted(REGISTRY)}, got {name!r}.")
-    return REGISTRY[name](**kwargs)
+    return build("problem", REGISTRY, name, kwargs)
 
 
 __all__ = ["Problem", "as_float64", "DATASETS", "PARTITIONS", "load", "partition", "Linear", "MLP", "get", "REGISTRY", *REGISTRY]
