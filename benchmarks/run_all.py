@@ -15,6 +15,7 @@ sys.path.insert(0, HERE)
 
 import bench_bandwidth  # noqa: E402
 import bench_e2e  # noqa: E402
+import bench_rng  # noqa: E402
 import bench_scaling  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_sweep  # noqa: E402
@@ -33,7 +34,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     desc = machine()
     rows, t0 = [], time.perf_counter()
-    for i, mod in enumerate((bench_bandwidth, bench_e2e, bench_sweep, bench_scaling, bench_startup), 1):
+    benches = ((1, bench_bandwidth), (2, bench_e2e), (3, bench_sweep), (4, bench_scaling), (5, bench_startup),
+               ("-", bench_rng))  # the items 1-5, then supporting measurements
+    for i, mod in benches:
         t = time.perf_counter()
         for r in mod.run(quick=not args.full):
             rows.append((i, *r))
