@@ -64,7 +64,9 @@ class Topology:
     def __post_init__(self):
         W = np.asarray(self.W, dtype=np.float64)
         object.__setattr__(self, "W", W)
-        _validate_mixing(W)
+        eigenvalues = _validate_mixing(W)
+        if eigenvalues is not None:  # computed by the check: cache them (the eigenvalues property)
+            self.__dict__["eigenvalues"] = eigenvalues
 
     @property
     def n(self) -> int:
@@ -186,7 +188,7 @@ def _validate_mixing(W: np.ndarray, atol: float = 1e-8) -> None:
         raise ValueError(f"Topology: W must be a square (n, n) matrix, got shape {W.shape}.")
     if not np.all(np.isfinite(W)):
         raise ValueError("Topology: W has non-finite entries.")
-    if not np.allclose(W, W.T, atol=atol):
+    if np.max(np.abs(W - W.T)) > atol:  # (not np.allclose: its temporaries dominate at n = 4096)
         raise ValueError("Topology: W must be symmetric (W == W.T); got an asymmetric matrix.")
     if np.any(W < -atol):
         i, j = np.argwhere(W < -atol)[0]
@@ -198,12 +200,43 @@ def _validate_mixing(W: np.ndarray, atol: float = 1e-8) -> None:
             f"[{rows.min():.6g}, {rows.max():.6g}]."
         )
     n = W.shape[0]
-    if n > 1:
-        lam = np.sort(np.linalg.eigvalsh(W))[::-1]
-        if lam[1] > 1 - 1e-9:
-            raise ValueError("Topology: the graph is disconnected (lambda_2(W) = 1, so rho = 1); gossip cannot reach consensus.")
-        if lam[-1] < -1 + 1e-9:
-            raise ValueError("Topology: W has eigenvalue -1 (rho = 1, e.g. a bipartite graph with no self weight); add self weight.")
+    if n <= 1:
+        return None
+    if n > EIGEN_CHECK_MAX:  # O(n^3) eigenvalues are slow at this size: check the graph instead (same verdicts)
+        _check_connected_and_not_bipartite(W, atol)
+        return None
+    lam = np.sort(np.linalg.eigvalsh(W))[::-1]
+    if lam[1] > 1 - 1e-9:
+        raise ValueError(DISCONNECTED)
+    if lam[-1] < -1 + 1e-9:
+        raise ValueError(MINUS_ONE)
+    return lam
+
+
+#: Largest n whose mixing matrix is checked through its eigenvalues (above it, by graph search).
+EIGEN_CHECK_MAX = 512
+DISCONNECTED = "Topology: the graph is disconnected (lambda_2(W) = 1, so rho = 1); gossip cannot reach consensus."
+MINUS_ONE = "Topology: W has eigenvalue -1 (rho = 1, e.g. a bipartite graph with no self weight); add self weight."
+
+
+def _check_connected_and_not_bipartite(W: np.ndarray, atol: float) -> None:
+    """For a symmetric doubly stochastic W >= 0: lambda_2 = 1 iff its graph is disconnected, and -1 is an eigenvalue iff
+    the graph (self weights as self-loops) has a bipartite component. Checked by breadth-first search in O(n^2)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import breadth_first_order, connected_components
+
+    A = csr_matrix(W > atol)
+    if connected_components(A, directed=False)[0] > 1:
+        raise ValueError(DISCONNECTED)
+    if np.any(np.diag(W) > atol):  # a self-loop is an odd cycle
+        return
+    order, pred = breadth_first_order(A, 0, directed=False, return_predecessors=True)
+    level = np.zeros(W.shape[0], np.int64)
+    for v in order[1:]:
+        level[v] = level[pred[v]] + 1
+    i, j = A.nonzero()
+    if np.all((level[i] - level[j]) % 2 == 1):
+        raise ValueError(MINUS_ONE)
 
 
 def _check_n(n, name, minimum=1):
@@ -254,7 +287,7 @@ def _permutations_if_uniform(W: np.ndarray, perms: list[np.ndarray]):
         w = W[0, p[0]]
         out.append((p.astype(np.int32), float(w)))
         acc[np.arange(n), p] += w
-    if np.allclose(acc, W):
+    if np.max(np.abs(acc - W)) <= 1e-8 + 1e-5 * np.max(np.abs(W)):
         return (float(w0), tuple(out))
     return None
 
@@ -264,7 +297,11 @@ def _shift_topology(n, shifts, weights, name, kappa=None):
     W = _weights_from_adjacency(A, weights, kappa)
     offsets = sorted({s % n for s in shifts} | {(-s) % n for s in shifts} - {0})
     perms = [(np.arange(n) + s) % n for s in offsets]
-    return Topology(W, name, _permutations_if_uniform(W, perms))
+    topo = Topology(W, name, _permutations_if_uniform(W, perms))
+    if "eigenvalues" not in topo.__dict__ and all(np.array_equal(np.roll(W[0], i), W[i]) for i in range(n)):
+        # circulant W: its eigenvalues are the DFT of its first row (real, W being symmetric), O(n log n)
+        topo.__dict__["eigenvalues"] = np.sort(np.fft.fft(W[0]).real)[::-1]
+    return topo
 
 
 def ring(n: int, weights: str = "uniform") -> Topology:

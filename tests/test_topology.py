@@ -103,3 +103,31 @@ def test_time_varying():
 
 def test_public_surface_reexports():
     assert jg.topology.ring is T.ring
+
+
+def _cycle_half(n):
+    """An n-cycle with weight 1/2 to each neighbour and no self weight (bipartite when n is even)."""
+    W = np.zeros((n, n))
+    i = np.arange(n)
+    W[i, (i + 1) % n] = W[i, (i - 1) % n] = 0.5
+    return W
+
+
+@pytest.mark.parametrize("n", [40, 600])  # eigenvalue check below EIGEN_CHECK_MAX, graph search above it
+def test_large_and_small_graphs_get_the_same_verdicts(n):
+    assert (n > jg.topology.EIGEN_CHECK_MAX) == (n == 600)
+    with pytest.raises(ValueError, match="eigenvalue -1"):
+        jg.topology.Topology(_cycle_half(n))
+    jg.topology.Topology(_cycle_half(n + 1))  # odd cycle: not bipartite, accepted
+    half = jg.topology.ring(n // 2).W
+    two = np.block([[half, np.zeros_like(half)], [np.zeros_like(half), half]])
+    with pytest.raises(ValueError, match="disconnected"):
+        jg.topology.Topology(two)
+
+
+def test_circulant_spectrum_without_an_eigendecomposition():
+    n = 600  # above EIGEN_CHECK_MAX: rho comes from the DFT of W's first row
+    assert jg.topology.ring(n).rho == pytest.approx(jg.topology.ring_rho(n), abs=1e-12)
+    e = jg.topology.get("exponential", n)
+    lam = np.sort(np.linalg.eigvalsh(e.W))[::-1]
+    np.testing.assert_allclose(e.eigenvalues, lam, atol=1e-10)
