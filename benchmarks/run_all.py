@@ -29,7 +29,7 @@ GPU_NOTE = ("6. GPU: not measured. This task had no device machine lent (the dev
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--full", action="store_true", help="more steps and repeats (the default keeps `make bench` "
-                    "to about 5 minutes on 2 cores)")
+                    "to about 6 minutes on 2 cores)")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = ap.parse_args(argv)
     desc = machine()
