@@ -9,8 +9,6 @@ exploding loss freezes the state and marks the run diverged instead of raising.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 import time
 from typing import Any, NamedTuple
 

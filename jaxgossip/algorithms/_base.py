@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jaxgossip import _pytree as struct
 from jaxgossip.compressors._base import check_range
 
-from jaxgossip.cost import Cost, Pricing
+from jaxgossip.cost import Pricing
 from jaxgossip.gossip import Mixing
 from jaxgossip.problems._base import Problem
 
