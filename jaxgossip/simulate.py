@@ -215,9 +215,10 @@ def _init_state(algo, problem, mixing, pricing, X0):
     return algo.init(X0, Context(problem, mixing, pricing, jnp.zeros((), jnp.int32)))
 
 
-def fresh_carry(state, dtype) -> Carry:
-    """Step 0's carry: not stopped, no divergence reference yet (NaN: the first chunk sets it)."""
-    return Carry(state, jnp.asarray(0, jnp.int32), jnp.asarray(False), jnp.asarray(jnp.nan, dtype))
+def fresh_carry(state, dtype, batch: tuple = ()) -> Carry:
+    """Step 0's carry (``batch`` leading axes for a sweep): not stopped, no divergence reference yet (NaN: the first
+    chunk sets it)."""
+    return Carry(state, jnp.zeros(batch, jnp.int32), jnp.zeros(batch, bool), jnp.full(batch, jnp.nan, dtype))
 
 
 def _evaluate(problem, X):

@@ -21,8 +21,8 @@ import numpy as np
 from jaxgossip import gossip
 from jaxgossip.algorithms._base import Algorithm
 from jaxgossip.result import atomic_write
-from jaxgossip.simulate import (Carry, _chunk_impl, _evals_per_chunk, _init_state, assemble_metrics, initial_models,
-                                prepare, split_entry0, step_unroll)
+from jaxgossip.simulate import (_chunk_impl, _evals_per_chunk, _init_state, assemble_metrics, fresh_carry,
+                                initial_models, prepare, split_entry0, step_unroll)
 
 __all__ = ["sweep", "estimate_memory", "expand_grid"]
 
@@ -140,8 +140,7 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
     mixing = mix_stack if mix_stack is not None else prep.mixing
     states = _init_batch(algos, prep.problem, mixing, prep.pricing, X0, mix_axis=0 if mix_stack is not None else None)
     B = len(points)
-    carry = Carry(states, jnp.zeros((B,), jnp.int32), jnp.zeros((B,), bool),
-                  jnp.full((B,), jnp.nan, prep.problem.x0.dtype))
+    carry = fresh_carry(states, prep.problem.x0.dtype, (B,))
     keys = jax.random.wrap_key_data(np.stack([np.asarray(jax.random.key_data(jax.random.key(s))) for s in seeds]))
     if shard_sweep and len(jax.devices()) > 1 and B % len(jax.devices()) == 0:
         mesh = jax.sharding.Mesh(np.array(jax.devices()), ("sweep",))
