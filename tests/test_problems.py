@@ -15,6 +15,22 @@ def test_quadratic_optimum_is_exact():
     assert p.mu <= p.L and p.mu >= 0.1 - 1e-9
 
 
+def test_quadratic_without_optimum_skips_the_hessian_but_keeps_L():
+    solved = jg.problems.quadratic(n_workers=4, dim=6, samples_per_worker=10, reg=0.1, seed=3)
+    fast = jg.problems.quadratic(n_workers=4, dim=6, samples_per_worker=10, reg=0.1, seed=3, solve_optimum=False)
+    assert fast.x_star is None and fast.f_star is None and fast.mu == pytest.approx(0.1)
+    assert fast.L == pytest.approx(solved.L, rel=1e-9)
+    np.testing.assert_array_equal(fast.data_x, solved.data_x)
+
+
+def test_gram_top_eigenvalue_by_lanczos_matches_the_dense_one():
+    from jaxgossip.problems.models import _gram_top_eigenvalue
+
+    A = np.random.default_rng(0).standard_normal((1500, 1100)) * np.sqrt(np.logspace(0, -1, 1100))
+    dense = np.linalg.eigvalsh(A.T @ A / len(A)).max()
+    assert _gram_top_eigenvalue(A) == pytest.approx(dense, rel=1e-6)  # d > 1024: the Lanczos path
+
+
 def test_full_and_stochastic_gradients_are_consistent():
     p = jg.problems.quadratic(n_workers=3, dim=5, samples_per_worker=8, batch_size=8, seed=0)
     X = jax.random.normal(jax.random.key(0), (3, 5))

@@ -110,12 +110,15 @@ def _problem(shards, test, x0, model, loss, batch_size, name, reg, grad_noise=0.
 # ---- least squares -------------------------------------------------------------------------------------------------
 def quadratic(n_workers: int = 16, dim: int = 20, samples_per_worker: int = 50, heterogeneity: float = 1.0,
               noise: float = 0.1, condition_number: float = 10.0, reg: float = 0.0, batch_size: int = 1,
-              grad_noise: float = 0.0, seed: int = 0) -> Problem:
+              grad_noise: float = 0.0, seed: int = 0, solve_optimum: bool = True) -> Problem:
     """Least squares ``f_i(x) = (1 / 2m) ||A_i x - b_i||^2`` with a known optimum (computed exactly, float64).
 
     Features have covariance eigenvalues log-spaced over [1 / condition_number, 1]; worker i's targets come from its own
     teacher ``x_true + heterogeneity * u_i`` plus label noise, so ``heterogeneity`` sets how far the local optima sit
     from the global one. ``grad_noise`` adds Gaussian noise to every stochastic gradient.
+
+    ``solve_optimum=False`` skips the d x d Hessian (O(n m d^2) to form, O(d^3) to solve), for large d: the problem then
+    has no ``x_star`` / ``f_star``, ``L`` comes from Lanczos iterations on ``A`` and ``mu`` is ``reg`` (or unknown).
     """
     if condition_number < 1:
         raise ValueError(f"condition_number must be >= 1, got {condition_number}.")
@@ -130,14 +133,30 @@ def quadratic(n_workers: int = 16, dim: int = 20, samples_per_worker: int = 50, 
     teachers = x_true + heterogeneity * rng.standard_normal((n_workers, dim))
     b = np.einsum("nmd,nd->nm", A, teachers) + noise * rng.standard_normal((n_workers, samples_per_worker))
     m = samples_per_worker
-    H = np.einsum("nmd,nme->de", A, A) / (n_workers * m) + reg * np.eye(dim)
-    rhs = np.einsum("nmd,nm->d", A, b) / (n_workers * m)
-    x_star = np.linalg.solve(H, rhs)
-    f_star = np.mean(0.5 * (np.einsum("nmd,d->nm", A, x_star) - b) ** 2) + 0.5 * reg * x_star @ x_star
-    eig = np.linalg.eigvalsh(H)
     counts = np.full(n_workers, m)
+    x_star = f_star = None
+    if solve_optimum:
+        H = np.einsum("nmd,nme->de", A, A) / (n_workers * m) + reg * np.eye(dim)
+        rhs = np.einsum("nmd,nm->d", A, b) / (n_workers * m)
+        x_star = np.linalg.solve(H, rhs)
+        f_star = np.mean(0.5 * (np.einsum("nmd,d->nm", A, x_star) - b) ** 2) + 0.5 * reg * x_star @ x_star
+        eig = np.linalg.eigvalsh(H)
+        L, mu = eig.max(), eig.min()
+    else:
+        L, mu = _gram_top_eigenvalue(A.reshape(-1, dim)) + reg, (reg if reg > 0 else None)
     return _problem((A, b, counts), (A[0, :0], b[0, :0]), np.zeros(dim), Linear(dim, 1, bias=False), squared_loss, batch_size,
-                    f"quadratic(d={dim})", reg, grad_noise, x_star, f_star, False, eig.max(), eig.min())
+                    f"quadratic(d={dim})", reg, grad_noise, x_star, f_star, False, L, mu)
+
+
+def _gram_top_eigenvalue(A: np.ndarray) -> float:
+    """The largest eigenvalue of ``A^T A / len(A)``: dense for small d, else Lanczos on ``A`` (never the d x d Gram)."""
+    N, d = A.shape
+    if d <= 1024:
+        return float(np.linalg.eigvalsh(A.T @ A / N).max())
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    gram = LinearOperator((d, d), matvec=lambda v: A.T @ (A @ v) / N, dtype=np.float64)
+    return float(eigsh(gram, k=1, which="LA", tol=1e-6, return_eigenvectors=False)[0])
 
 
 # ---- logistic regression -------------------------------------------------------------------------------------------
@@ -251,7 +270,7 @@ def logistic_regression(data="digits", n_workers: int = 16, partition: str = "ii
     if solve_optimum:
         x_star, f_star = _logistic_optimum(shards[0], shards[1], shards[2], k, reg)
     Xa = np.concatenate([Xtr, np.ones((len(Xtr), 1))], axis=1)
-    L = np.linalg.eigvalsh(Xa.T @ Xa / len(Xa)).max() * (0.25 if k == 1 else 0.5) + reg
+    L = _gram_top_eigenvalue(Xa) * (0.25 if k == 1 else 0.5) + reg
     name = data if isinstance(data, str) else "arrays"
     return _problem(shards, (Xte, yte), np.zeros(p * k + k), Linear(p, k), logistic_loss, batch_size,
                     f"logistic({name}, {partition})", reg, 0.0, x_star, f_star, True, L, reg if reg > 0 else None)
