@@ -87,7 +87,7 @@ def _choose_backend(topology: Topology, backend: str) -> str:
 
 
 def _single(topology: Topology, backend: str) -> Mixing:
-    diag = jnp.asarray(np.diag(topology.W), jnp.float32)
+    diag = jnp.asarray(topology.self_weights, jnp.float32)
     if backend == "dense":
         return Mixing(jnp.asarray(topology.W, jnp.float32), jnp.zeros((0,), jnp.int32), diag, "dense")
     if backend == "gather":

@@ -22,26 +22,28 @@ from jaxgossip.topology import TimeVarying, Topology
 __all__ = ["rho", "mu", "estimate_alpha", "dcd_condition", "DCDCondition", "warn_if_dcd_unstable"]
 
 
-def _eigenvalues(topology) -> list[np.ndarray]:
-    """Eigenvalues (decreasing) of each mixing matrix: a Topology, a TimeVarying, or an (n, n) array."""
+def _extremes(topology) -> list[tuple[float, float]]:
+    """``(lambda_2, lambda_n)`` of each mixing matrix with n > 1: a Topology, a TimeVarying, or an (n, n) array."""
     if isinstance(topology, TimeVarying):
-        return [t.eigenvalues for t in topology.topologies]
+        return [t.extreme_eigenvalues for t in topology.topologies if t.n > 1]
     if isinstance(topology, Topology):
-        return [topology.eigenvalues]
+        return [topology.extreme_eigenvalues] if topology.n > 1 else []
     W = np.asarray(topology, dtype=np.float64)
     if W.ndim != 2 or W.shape[0] != W.shape[1] or not np.allclose(W, W.T):
         raise ValueError(f"topology must be a jg.topology.Topology or a symmetric (n, n) matrix, got shape {W.shape}.")
-    return [np.sort(np.linalg.eigvalsh(W))[::-1]]
+    lam = np.sort(np.linalg.eigvalsh(W))[::-1]
+    return [(float(lam[1]), float(lam[-1]))] if len(lam) > 1 else []
 
 
 def rho(topology) -> float:
     """``max(|lambda_2(W)|, |lambda_n(W)|)`` (Tang et al. 2018, Assumption 1.3); the largest over a time-varying set."""
-    return float(max(max(abs(lam[1]), abs(lam[-1])) if len(lam) > 1 else 0.0 for lam in _eigenvalues(topology)))
+    return float(max((max(abs(l2), abs(ln)) for l2, ln in _extremes(topology)), default=0.0))
 
 
 def mu(topology) -> float:
-    """``max_{i >= 2} |lambda_i(W) - 1|`` (Tang et al. 2018, Thm. 1); the largest over a time-varying set."""
-    return float(max(np.max(np.abs(lam[1:] - 1.0)) if len(lam) > 1 else 0.0 for lam in _eigenvalues(topology)))
+    """``max_{i >= 2} |lambda_i(W) - 1|`` (Tang et al. 2018, Thm. 1), which is ``1 - lambda_n``; the largest over a
+    time-varying set."""
+    return float(max((max(abs(l2 - 1.0), abs(ln - 1.0)) for l2, ln in _extremes(topology)), default=0.0))
 
 
 def _ratios(compressor, key, Z, num_keys):

@@ -46,41 +46,76 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
 class Topology:
-    """A communication graph with its mixing matrix.
+    """A communication graph with its mixing matrix, stored sparse: O(n + edges) memory, so a ring of 100,000 workers
+    costs kilobytes, not the 80 GB of a dense W.
 
-    Attributes:
-      W: (n, n) mixing matrix, symmetric and doubly stochastic.
+    Args:
+      W: the (n, n) mixing matrix, symmetric and doubly stochastic: a NumPy array or a SciPy sparse matrix.
       name: a short description, e.g. ``"ring(16)"``.
       permutations: optional ``((w_0, ((perm_1, w_1), ...)))`` with ``(W X)[i] = w_0 X[i] + sum_k w_k X[perm_k[i]]``,
         for graphs whose mixing is a weighted sum of permutations (used by the ``ppermute`` backend).
+
+    The dense ``W`` and ``adjacency`` are built on first use (O(n^2)); the gather and shift gossip backends, the
+    degrees, neighbours and ``rho`` never build them.
     """
 
-    W: np.ndarray
-    name: str = "custom"
-    permutations: tuple | None = None
+    def __init__(self, W, name: str = "custom", permutations: tuple | None = None):
+        n, rows, cols, vals = _entries(W)
+        self._set(n, rows, cols, vals, name, permutations)
 
-    def __post_init__(self):
-        W = np.asarray(self.W, dtype=np.float64)
-        object.__setattr__(self, "W", W)
-        eigenvalues = _validate_mixing(W)
+    @classmethod
+    def _from_entries(cls, n, rows, cols, vals, name, permutations=None) -> "Topology":
+        topo = cls.__new__(cls)
+        topo._set(n, *_canonical(n, rows, cols, vals), name, permutations)
+        return topo
+
+    def _set(self, n, rows, cols, vals, name, permutations):
+        self._n, self._rows, self._cols, self._vals = int(n), rows, cols, vals
+        self.name, self.permutations = name, permutations
+        eigenvalues = _validate_mixing(self)
         if eigenvalues is not None:  # computed by the check: cache them (the eigenvalues property)
             self.__dict__["eigenvalues"] = eigenvalues
 
     @property
     def n(self) -> int:
-        return self.W.shape[0]
+        return self._n
+
+    @property
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, cols, values)`` of the nonzero entries of W, sorted by row then column."""
+        return self._rows, self._cols, self._vals
+
+    @functools.cached_property
+    def W(self) -> np.ndarray:
+        """(n, n) dense mixing matrix (built on first use: O(n^2) memory)."""
+        W = np.zeros((self.n, self.n))
+        W[self._rows, self._cols] = self._vals
+        return W
+
+    @functools.cached_property
+    def self_weights(self) -> np.ndarray:
+        """``W_ii``, shape (n,)."""
+        out = np.zeros(self.n)
+        on = self._rows == self._cols
+        out[self._rows[on]] = self._vals[on]
+        return out
+
+    @functools.cached_property
+    def _off(self) -> np.ndarray:
+        return self._rows != self._cols
 
     @functools.cached_property
     def adjacency(self) -> np.ndarray:
-        A = (self.W != 0) & ~np.eye(self.n, dtype=bool)
+        """(n, n) boolean adjacency, self excluded (dense: O(n^2))."""
+        A = np.zeros((self.n, self.n), bool)
+        A[self._rows[self._off], self._cols[self._off]] = True
         return A
 
     @functools.cached_property
     def degrees(self) -> np.ndarray:
         """Number of neighbours of each worker (self excluded), shape (n,)."""
-        return self.adjacency.sum(axis=1).astype(np.int64)
+        return np.bincount(self._rows[self._off], minlength=self.n).astype(np.int64)
 
     @property
     def max_degree(self) -> int:
@@ -88,21 +123,31 @@ class Topology:
 
     @functools.cached_property
     def neighbors(self) -> list[np.ndarray]:
-        """``neighbors[i]``: the indices j != i with ``W_ij != 0``."""
-        return [np.flatnonzero(row) for row in self.adjacency]
+        """``neighbors[i]``: the indices j != i with ``W_ij != 0``, increasing."""
+        return np.split(self._cols[self._off], np.cumsum(self.degrees)[:-1])
 
     @functools.cached_property
     def eigenvalues(self) -> np.ndarray:
-        """Eigenvalues of W, sorted in decreasing order (lambda_1 = 1)."""
+        """Eigenvalues of W, sorted in decreasing order (lambda_1 = 1). All n of them: O(n^3), dense."""
         return np.sort(np.linalg.eigvalsh(self.W))[::-1]
+
+    @functools.cached_property
+    def extreme_eigenvalues(self) -> tuple[float, float]:
+        """``(lambda_2, lambda_n)``: from the spectrum when it is known or small, else by Lanczos on the sparse W."""
+        if self.n == 1:
+            return 1.0, 1.0
+        if "eigenvalues" in self.__dict__ or self.n <= EIGEN_CHECK_MAX:
+            lam = self.eigenvalues
+            return float(lam[1]), float(lam[-1])
+        return _lanczos_extremes(self)
 
     @property
     def rho(self) -> float:
         """``max(|lambda_2|, |lambda_n|)``: the contraction of one gossip step on the disagreement."""
         if self.n == 1:
             return 0.0
-        lam = self.eigenvalues
-        return float(max(abs(lam[1]), abs(lam[-1])))
+        lam2, lamn = self.extreme_eigenvalues
+        return float(max(abs(lam2), abs(lamn)))
 
     @property
     def spectral_gap(self) -> float:
@@ -118,19 +163,67 @@ class Topology:
         k = self.max_degree + 1
         index = np.tile(np.arange(self.n)[:, None], (1, k))
         weight = np.zeros((self.n, k))
-        weight[:, 0] = np.diag(self.W)
-        for i, nbrs in enumerate(self.neighbors):
-            index[i, 1 : 1 + len(nbrs)] = nbrs
-            weight[i, 1 : 1 + len(nbrs)] = self.W[i, nbrs]
+        weight[:, 0] = self.self_weights
+        rows, cols, vals = self._rows[self._off], self._cols[self._off], self._vals[self._off]
+        slot = 1 + np.arange(len(rows)) - np.repeat(np.cumsum(self.degrees) - self.degrees, self.degrees)
+        index[rows, slot] = cols
+        weight[rows, slot] = vals
         return index.astype(np.int32), weight
 
     def to_networkx(self):
         import networkx as nx
 
-        return nx.from_numpy_array(self.adjacency.astype(int))
+        g = nx.Graph()
+        g.add_nodes_from(range(self.n))
+        g.add_edges_from(zip(self._rows[self._off].tolist(), self._cols[self._off].tolist()))
+        return g
 
     def __repr__(self) -> str:
         return f"Topology({self.name}, n={self.n}, max_degree={self.max_degree}, rho={self.rho:.4f})"
+
+
+def _entries(W):
+    """``(n, rows, cols, vals)`` of a dense array or a SciPy sparse matrix, canonical (see :func:`_canonical`)."""
+    if hasattr(W, "tocoo") and not isinstance(W, np.ndarray):
+        coo = W.tocoo()
+        if coo.ndim != 2 or coo.shape[0] != coo.shape[1]:
+            raise ValueError(f"Topology: W must be a square (n, n) matrix, got shape {coo.shape}.")
+        return (coo.shape[0], *_canonical(coo.shape[0], coo.row, coo.col, np.asarray(coo.data, np.float64)))
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"Topology: W must be a square (n, n) matrix, got shape {W.shape}.")
+    if not np.all(np.isfinite(W)):
+        raise ValueError("Topology: W has non-finite entries.")
+    rows, cols = np.nonzero(W)  # row-major: already sorted
+    return W.shape[0], rows.astype(np.int64), cols.astype(np.int64), W[rows, cols]
+
+
+def _canonical(n, rows, cols, vals):
+    """Entries sorted by (row, col), duplicates summed, exact zeros dropped."""
+    key = np.asarray(rows, np.int64) * n + np.asarray(cols, np.int64)
+    key, inverse = np.unique(key, return_inverse=True)
+    summed = np.bincount(inverse.ravel(), weights=np.asarray(vals, np.float64), minlength=len(key))
+    keep = summed != 0
+    key, summed = key[keep], summed[keep]
+    return key // n, key % n, summed
+
+
+def _lanczos_extremes(topo: Topology) -> tuple[float, float]:
+    """``(lambda_2, lambda_n)`` of a symmetric doubly stochastic W by Lanczos (ARPACK) on its sparse entries.
+
+    lambda_2 is the largest eigenvalue of ``W - 2 (1 1^T) / n``: the consensus vector moves from 1 to -1, below the
+    rest of the spectrum, and every other eigenvector is orthogonal to it and keeps its eigenvalue.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    n = topo.n
+    S = csr_matrix((topo._vals, (topo._rows, topo._cols)), shape=(n, n))
+    deflated = LinearOperator((n, n), matvec=lambda v: S @ v - 2.0 * np.mean(v, axis=0), dtype=np.float64)
+    v0 = np.random.default_rng(0).standard_normal(n)  # fixed start: the same rho every time
+    lam2 = eigsh(deflated, k=1, which="LA", tol=1e-10, v0=v0, return_eigenvectors=False)[0]
+    lamn = eigsh(S, k=1, which="SA", tol=1e-10, v0=v0, return_eigenvectors=False)[0]
+    return float(lam2), float(lamn)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -183,29 +276,33 @@ class TimeVarying:
         return f"TimeVarying({len(self.topologies)} graphs, n={self.n})"
 
 
-def _validate_mixing(W: np.ndarray, atol: float = 1e-8) -> None:
-    if W.ndim != 2 or W.shape[0] != W.shape[1]:
-        raise ValueError(f"Topology: W must be a square (n, n) matrix, got shape {W.shape}.")
-    if not np.all(np.isfinite(W)):
+
+
+def _validate_mixing(topo: Topology, atol: float = 1e-8):
+    """Check W (symmetric, non-negative, doubly stochastic, connected, no eigenvalue -1) on its sparse entries; returns
+    the eigenvalues when it computed them (n <= EIGEN_CHECK_MAX), else None."""
+    n, rows, cols, vals = topo.n, topo._rows, topo._cols, topo._vals
+    if not np.all(np.isfinite(vals)):
         raise ValueError("Topology: W has non-finite entries.")
-    if np.max(np.abs(W - W.T)) > atol:  # (not np.allclose: its temporaries dominate at n = 4096)
+    *_, asymmetry = _canonical(n, np.concatenate([rows, cols]), np.concatenate([cols, rows]),
+                               np.concatenate([vals, -vals]))  # the entries of W - W^T
+    if np.max(np.abs(asymmetry), initial=0.0) > atol:
         raise ValueError("Topology: W must be symmetric (W == W.T); got an asymmetric matrix.")
-    if np.any(W < -atol):
-        i, j = np.argwhere(W < -atol)[0]
-        raise ValueError(f"Topology: W must have non-negative weights; W[{i}, {j}] = {W[i, j]:.3g}.")
-    rows = W.sum(axis=1)
-    if not np.allclose(rows, 1.0, atol=1e-6):
+    if np.any(vals < -atol):
+        k = int(np.argmax(vals < -atol))
+        raise ValueError(f"Topology: W must have non-negative weights; W[{rows[k]}, {cols[k]}] = {vals[k]:.3g}.")
+    row_sums = np.bincount(rows, weights=vals, minlength=n)
+    if not np.allclose(row_sums, 1.0, atol=1e-6):
         raise ValueError(
             f"Topology: W must be doubly stochastic (rows and columns sum to 1); row sums range over "
-            f"[{rows.min():.6g}, {rows.max():.6g}]."
+            f"[{row_sums.min():.6g}, {row_sums.max():.6g}]."
         )
-    n = W.shape[0]
     if n <= 1:
         return None
     if n > EIGEN_CHECK_MAX:  # O(n^3) eigenvalues are slow at this size: check the graph instead (same verdicts)
-        _check_connected_and_not_bipartite(W, atol)
+        _check_connected_and_not_bipartite(topo, atol)
         return None
-    lam = np.sort(np.linalg.eigvalsh(W))[::-1]
+    lam = np.sort(np.linalg.eigvalsh(topo.W))[::-1]
     if lam[1] > 1 - 1e-9:
         raise ValueError(DISCONNECTED)
     if lam[-1] < -1 + 1e-9:
@@ -219,22 +316,23 @@ DISCONNECTED = "Topology: the graph is disconnected (lambda_2(W) = 1, so rho = 1
 MINUS_ONE = "Topology: W has eigenvalue -1 (rho = 1, e.g. a bipartite graph with no self weight); add self weight."
 
 
-def _check_connected_and_not_bipartite(W: np.ndarray, atol: float) -> None:
+def _check_connected_and_not_bipartite(topo: Topology, atol: float) -> None:
     """For a symmetric doubly stochastic W >= 0: lambda_2 = 1 iff its graph is disconnected, and -1 is an eigenvalue iff
-    the graph (self weights as self-loops) has a bipartite component. Checked by breadth-first search in O(n^2)."""
+    the graph (self weights as self-loops) has a bipartite component. Checked by breadth-first search, O(n + edges)."""
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-    A = csr_matrix(W > atol)
+    big = topo._vals > atol
+    i, j = topo._rows[big], topo._cols[big]
+    A = csr_matrix((np.ones(len(i), bool), (i, j)), shape=(topo.n, topo.n))
     if connected_components(A, directed=False)[0] > 1:
         raise ValueError(DISCONNECTED)
-    if np.any(np.diag(W) > atol):  # a self-loop is an odd cycle
+    if np.any(i == j):  # a self-loop is an odd cycle
         return
     order, pred = breadth_first_order(A, 0, directed=False, return_predecessors=True)
-    level = np.zeros(W.shape[0], np.int64)
+    level = np.zeros(topo.n, np.int64)
     for v in order[1:]:
         level[v] = level[pred[v]] + 1
-    i, j = A.nonzero()
     if np.all((level[i] - level[j]) % 2 == 1):
         raise ValueError(MINUS_ONE)
 
@@ -245,62 +343,91 @@ def _check_n(n, name, minimum=1):
     return int(n)
 
 
-def _weights_from_adjacency(A: np.ndarray, weights: str, kappa: float | None = None) -> np.ndarray:
+def _symmetric_edges(n: int, i, j) -> tuple[np.ndarray, np.ndarray]:
+    """The off-diagonal edge list ``(i, j)`` made symmetric and unique, sorted by (row, col)."""
+    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
+    i, j = np.concatenate([i, j]), np.concatenate([j, i])
+    key = np.unique((i * n + j)[i != j])
+    return key // n, key % n
+
+
+def _weighted(n: int, edges, weights: str, name: str, kappa: float | None = None, permutations=None) -> Topology:
+    """The topology of an undirected graph (its symmetric edge list) with the given weight rule."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}.")
-    A = np.asarray(A, dtype=bool)
-    n = A.shape[0]
-    deg = A.sum(axis=1)
+    i, j = edges
+    deg = np.bincount(i, minlength=n).astype(np.float64)
     if weights == "uniform":
-        W = A / (deg.max() + 1.0)
+        w = np.full(len(i), 1.0 / (deg.max() + 1.0))
     elif weights == "metropolis":
-        W = A / (1.0 + np.maximum(deg[:, None], deg[None, :]))
-    else:
-        L = np.diag(deg) - A.astype(float)
+        w = 1.0 / (1.0 + np.maximum(deg[i], deg[j]))
+    else:  # W = I - L / kappa: off-diagonal 1 / kappa on every edge
         if kappa is None:
             kappa = deg.max() + 1.0
-        lmax = np.linalg.eigvalsh(L).max()
+        lmax = _laplacian_lambda_max(n, i, j, deg)
         if not kappa > lmax / 2:
             raise ValueError(f"laplacian weights: kappa must exceed lambda_max(L) / 2 = {lmax / 2:.4g}, got {kappa}.")
-        return np.eye(n) - L / kappa
-    W = W.astype(float)
-    W[np.diag_indices(n)] = 1.0 - W.sum(axis=1)
-    return W
-
-
-def _adjacency_from_shifts(n: int, shifts) -> np.ndarray:
-    A = np.zeros((n, n), dtype=bool)
+        w = np.full(len(i), 1.0 / kappa)
+    diag = 1.0 - np.bincount(i, weights=w, minlength=n)
     idx = np.arange(n)
-    for s in shifts:
-        A[idx, (idx + s) % n] = True
-    A[idx, idx] = False
-    return A | A.T
+    return Topology._from_entries(n, np.concatenate([i, idx]), np.concatenate([j, idx]), np.concatenate([w, diag]),
+                                  name, permutations)
 
 
-def _permutations_if_uniform(W: np.ndarray, perms: list[np.ndarray]):
+def _laplacian_lambda_max(n, i, j, deg) -> float:
+    if n <= 2048:
+        L = np.diag(deg)
+        L[i, j] -= 1.0
+        return float(np.linalg.eigvalsh(L).max())
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.linalg import eigsh
+
+    idx = np.arange(n)
+    L = csr_matrix((np.concatenate([-np.ones(len(i)), deg]), (np.concatenate([i, idx]), np.concatenate([j, idx]))),
+                   shape=(n, n))
+    return float(eigsh(L, k=1, which="LA", tol=1e-10, v0=np.ones(n) + np.arange(n) / n, return_eigenvectors=False)[0])
+
+
+def _permutations_if_uniform(topo: Topology, perms: list[np.ndarray]):
     """``(w_0, ((perm, w), ...))`` if W equals w_0 I + sum_k w_k P_k with constant weights, else None."""
-    n = W.shape[0]
-    w0 = W[0, 0]
-    out = []
-    acc = w0 * np.eye(n)
-    for p in perms:
-        w = W[0, p[0]]
-        out.append((p.astype(np.int32), float(w)))
-        acc[np.arange(n), p] += w
-    if np.max(np.abs(acc - W)) <= 1e-8 + 1e-5 * np.max(np.abs(W)):
+    n = topo.n
+    row0 = np.zeros(n)
+    first = topo._rows == 0
+    row0[topo._cols[first]] = topo._vals[first]
+    w0 = row0[0]
+    out = [(p.astype(np.int32), float(row0[p[0]])) for p in perms]
+    idx = np.arange(n)
+    rows = np.concatenate([idx] + [idx for _ in perms])
+    cols = np.concatenate([idx] + [p for p, _ in out])
+    vals = np.concatenate([np.full(n, w0)] + [np.full(n, w) for _, w in out])
+    r, c, v = _canonical(n, rows, cols, vals)
+    if (np.array_equal(r, topo._rows) and np.array_equal(c, topo._cols)
+            and np.max(np.abs(v - topo._vals), initial=0.0) <= 1e-8 + 1e-5 * np.max(np.abs(topo._vals))):
         return (float(w0), tuple(out))
     return None
 
 
+def _circulant_first_row(topo: Topology):
+    """W's first row if W is circulant (``W_ij = r[(j - i) mod n]``), else None."""
+    n = topo.n
+    row0 = np.zeros(n)
+    first = topo._rows == 0
+    row0[topo._cols[first]] = topo._vals[first]
+    if len(topo._vals) == n * int(first.sum()) and np.array_equal(row0[(topo._cols - topo._rows) % n], topo._vals):
+        return row0
+    return None
+
+
 def _shift_topology(n, shifts, weights, name, kappa=None):
-    A = _adjacency_from_shifts(n, shifts)
-    W = _weights_from_adjacency(A, weights, kappa)
+    idx = np.arange(n)
+    edges = _symmetric_edges(n, np.tile(idx, len(shifts)), np.concatenate([(idx + s) % n for s in shifts]))
+    topo = _weighted(n, edges, weights, name, kappa)
     offsets = sorted({s % n for s in shifts} | {(-s) % n for s in shifts} - {0})
-    perms = [(np.arange(n) + s) % n for s in offsets]
-    topo = Topology(W, name, _permutations_if_uniform(W, perms))
-    if "eigenvalues" not in topo.__dict__ and all(np.array_equal(np.roll(W[0], i), W[i]) for i in range(n)):
+    topo.permutations = _permutations_if_uniform(topo, [(idx + s) % n for s in offsets])
+    row0 = _circulant_first_row(topo)
+    if "eigenvalues" not in topo.__dict__ and row0 is not None:
         # circulant W: its eigenvalues are the DFT of its first row (real, W being symmetric), O(n log n)
-        topo.__dict__["eigenvalues"] = np.sort(np.fft.fft(W[0]).real)[::-1]
+        topo.__dict__["eigenvalues"] = np.sort(np.fft.fft(row0).real)[::-1]
     return topo
 
 
@@ -323,13 +450,11 @@ def torus(rows: int, cols: int | None = None, weights: str = "uniform") -> Topol
     n = rows * cols
     idx = np.arange(n).reshape(rows, cols)
     perms = [np.roll(idx, s, axis=a).ravel() for a in (0, 1) for s in (1, -1)]
-    A = np.zeros((n, n), dtype=bool)
-    for p in perms:
-        A[np.arange(n), p] = True
-    A[np.arange(n), np.arange(n)] = False
-    W = _weights_from_adjacency(A, weights)
+    edges = _symmetric_edges(n, np.tile(np.arange(n), len(perms)), np.concatenate(perms))
+    topo = _weighted(n, edges, weights, f"torus({rows}x{cols})")
     uniq = {tuple(p) for p in perms if not np.array_equal(p, np.arange(n))}
-    return Topology(W, f"torus({rows}x{cols})", _permutations_if_uniform(W, [np.array(p) for p in sorted(uniq)]))
+    topo.permutations = _permutations_if_uniform(topo, [np.array(p) for p in sorted(uniq)])
+    return topo
 
 
 def complete(n: int) -> Topology:
@@ -343,9 +468,8 @@ def complete(n: int) -> Topology:
 def star(n: int, weights: str = "metropolis") -> Topology:
     """Star: worker 0 is the hub, joined to every other worker."""
     n = _check_n(n, "star", 2)
-    A = np.zeros((n, n), dtype=bool)
-    A[0, 1:] = A[1:, 0] = True
-    return Topology(_weights_from_adjacency(A, weights), f"star({n})")
+    leaves = np.arange(1, n)
+    return _weighted(n, _symmetric_edges(n, np.zeros_like(leaves), leaves), weights, f"star({n})")
 
 
 def hypercube(n: int, weights: str = "uniform") -> Topology:
@@ -356,11 +480,9 @@ def hypercube(n: int, weights: str = "uniform") -> Topology:
     k = n.bit_length() - 1
     idx = np.arange(n)
     perms = [idx ^ (1 << b) for b in range(k)]
-    A = np.zeros((n, n), dtype=bool)
-    for p in perms:
-        A[idx, p] = True
-    W = _weights_from_adjacency(A, weights)
-    return Topology(W, f"hypercube({n})", _permutations_if_uniform(W, perms))
+    topo = _weighted(n, _symmetric_edges(n, np.tile(idx, k), np.concatenate(perms)), weights, f"hypercube({n})")
+    topo.permutations = _permutations_if_uniform(topo, perms)
+    return topo
 
 
 def exponential(n: int, weights: str = "uniform") -> Topology:
@@ -384,27 +506,41 @@ def erdos_renyi(n: int, p: float, seed: int = 0, weights: str = "laplacian", kap
     for _ in range(1000):
         g = nx.gnp_random_graph(n, p, seed=int(rng.integers(2**31)))
         if nx.is_connected(g):
-            A = nx.to_numpy_array(g, nodelist=range(n)) > 0
-            return Topology(_weights_from_adjacency(A, weights, kappa), f"erdos_renyi({n}, {p})")
+            i, j = np.array(list(g.edges()), np.int64).reshape(-1, 2).T
+            return _weighted(n, _symmetric_edges(n, i, j), weights, f"erdos_renyi({n}, {p})", kappa)
     raise ValueError(f"erdos_renyi: no connected G({n}, {p}) in 1000 draws; raise p.")
 
 
 def from_adjacency(adjacency, weights: str = "metropolis", kappa: float | None = None, name: str = "custom") -> Topology:
-    """A topology from an adjacency matrix (numpy, 0/1 or boolean) or a networkx graph."""
+    """A topology from an adjacency matrix (numpy, 0/1 or boolean; or SciPy sparse) or a networkx graph."""
     import networkx as nx
 
     if isinstance(adjacency, nx.Graph):
-        adjacency = nx.to_numpy_array(adjacency, nodelist=sorted(adjacency.nodes)) > 0
-    A = np.asarray(adjacency)
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"from_adjacency: adjacency must be square, got shape {A.shape}.")
-    if not np.array_equal(A != 0, (A != 0).T):
-        raise ValueError("from_adjacency: adjacency must be symmetric (an undirected graph).")
-    A = (A != 0) & ~np.eye(A.shape[0], dtype=bool)
-    W = _weights_from_adjacency(A, weights, kappa)
-    n = A.shape[0]
-    perms = [(np.arange(n) + s) % n for s in range(1, n) if A[0, s]]
-    return Topology(W, name, _permutations_if_uniform(W, perms) if perms else None)
+        nodes = sorted(adjacency.nodes)
+        pos = {v: k for k, v in enumerate(nodes)}
+        n = len(nodes)
+        i, j = np.array([(pos[a], pos[b]) for a, b in adjacency.edges()], np.int64).reshape(-1, 2).T
+    else:
+        if hasattr(adjacency, "tocoo") and not isinstance(adjacency, np.ndarray):
+            coo = adjacency.tocoo()
+            shape, i, j = coo.shape, coo.row[coo.data != 0], coo.col[coo.data != 0]
+        else:
+            A = np.asarray(adjacency)
+            shape = A.shape
+            if A.ndim == 2:
+                i, j = np.nonzero(A)
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(f"from_adjacency: adjacency must be square, got shape {shape}.")
+        n = shape[0]
+        forward, backward = np.unique(i * n + j), np.unique(j * n + i)
+        if not np.array_equal(forward, backward):
+            raise ValueError("from_adjacency: adjacency must be symmetric (an undirected graph).")
+    edges = _symmetric_edges(n, i, j)
+    topo = _weighted(n, edges, weights, name, kappa)
+    shifts = np.unique(edges[1][edges[0] == 0])  # worker 0's neighbours: the candidate shifts
+    perms = [(np.arange(n) + s) % n for s in shifts]
+    topo.permutations = _permutations_if_uniform(topo, perms) if perms else None
+    return topo
 
 
 def time_varying(topologies: Sequence[Topology]) -> TimeVarying:

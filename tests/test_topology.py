@@ -131,3 +131,39 @@ def test_circulant_spectrum_without_an_eigendecomposition():
     e = jg.topology.get("exponential", n)
     lam = np.sort(np.linalg.eigvalsh(e.W))[::-1]
     np.testing.assert_allclose(e.eigenvalues, lam, atol=1e-10)
+
+
+def test_topologies_are_stored_sparse():
+    n = 100_000  # a dense W would be 80 GB
+    topo = T.ring(n)
+    assert topo.rho == pytest.approx(T.ring_rho(n), abs=1e-12)
+    index, weight = topo.gather_index
+    assert index.shape == (n, 3) and np.allclose(weight.sum(1), 1)
+    assert topo.degrees.tolist()[:3] == [2, 2, 2] and topo.neighbors[0].tolist() == [1, n - 1]
+    from jaxgossip import gossip
+
+    assert gossip.make_mixing(topo, "gather").backend == "gather"
+    assert "W" not in topo.__dict__ and "adjacency" not in topo.__dict__  # neither was ever built
+    assert len(topo.entries[0]) == 3 * n
+
+
+@pytest.mark.parametrize("topo", [T.torus(24, 25), T.hypercube(1024), T.star(600), T.erdos_renyi(600, 0.02, seed=0)],
+                         ids=lambda t: t.name)
+def test_lanczos_extremes_above_the_dense_limit_match_the_spectrum(topo):
+    assert topo.n > T.EIGEN_CHECK_MAX and "eigenvalues" not in topo.__dict__
+    lam = np.sort(np.linalg.eigvalsh(topo.W))[::-1]
+    lam2, lamn = topo.extreme_eigenvalues
+    assert lam2 == pytest.approx(lam[1], abs=1e-8) and lamn == pytest.approx(lam[-1], abs=1e-8)
+    assert jg.theory.rho(topo) == pytest.approx(max(abs(lam[1]), abs(lam[-1])), abs=1e-8)
+    assert jg.theory.mu(topo) == pytest.approx(1 - lam[-1], abs=1e-8)
+
+
+def test_sparse_and_dense_inputs_give_the_same_topology():
+    import scipy.sparse as sp
+
+    dense = T.erdos_renyi(30, 0.2, seed=2, weights="metropolis")
+    from_sparse = T.Topology(sp.csr_matrix(dense.W))
+    np.testing.assert_array_equal(from_sparse.W, dense.W)
+    A = dense.adjacency
+    np.testing.assert_array_equal(T.from_adjacency(sp.coo_matrix(A)).W, T.from_adjacency(A).W)
+    np.testing.assert_array_equal(T.from_adjacency(dense.to_networkx()).W, T.from_adjacency(A).W)
