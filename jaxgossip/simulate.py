@@ -326,33 +326,33 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=
 
 
 def assemble_metrics(m0, chunks, num_evals, eval_every):
-    """Join the initial evaluation and the chunks' into arrays of 1 + num_evals entries.
+    """Join the initial evaluation and the chunks' into arrays of 1 + num_evals entries (along the last axis).
 
     Bits and simulated time are summed per evaluation block on the device and accumulated here in float64. A run that
-    stopped early (diverged) has NaN after its first bad evaluation. Returns ``(metrics, diverged, diverged_step)``.
+    stopped early (diverged) has NaN after its first bad evaluation. Leading axes (a sweep's configurations) are kept:
+    one call assembles a whole batch. Returns ``(metrics, diverged, diverged_step)``: for one run a bool and an int (or
+    None); with leading axes a bool array and an int array (-1 where the run did not diverge).
     """
-    names = list(m0) + ["bits", "sim_time"]
-    first = {**{k: np.asarray(v, np.float64) for k, v in m0.items()}, "bits": 0.0, "sim_time": 0.0}
-    cols = {k: [np.atleast_1d(first[k])] for k in names}
-    stopped = [np.zeros(1, bool)]
-    for c in chunks:
-        for k in names:
-            cols[k].append(np.asarray(c[k], np.float64))
-        stopped.append(np.asarray(c["stopped"], bool))
+    batch = np.shape(next(iter(m0.values())))
     total = num_evals + 1
-    out = {"step": np.arange(total, dtype=np.int64) * eval_every}
+    names = list(m0) + ["bits", "sim_time"]
+    stopped = np.concatenate([np.zeros(batch + (1,), bool)] + [np.asarray(c["stopped"], bool) for c in chunks], -1)
+    stopped = np.concatenate([stopped, np.zeros(batch + (total - stopped.shape[-1],), bool)], -1)
+    after_bad = np.concatenate([np.zeros(batch + (1,), bool), np.cumsum(stopped, -1)[..., :-1] > 0], -1)
+    out = {"step": np.broadcast_to(np.arange(total, dtype=np.int64) * eval_every, batch + (total,)).copy()}
     for k in names:
-        v = np.concatenate(cols[k])
+        first = np.zeros(batch + (1,)) if k in ("bits", "sim_time") else np.asarray(m0[k], np.float64)[..., None]
+        v = np.concatenate([first] + [np.asarray(c[k], np.float64) for c in chunks], -1)
         if k in ("bits", "sim_time"):
-            v = np.cumsum(v)
-        out[k] = np.concatenate([v, np.full(total - len(v), np.nan)])
-    stopped = np.concatenate(stopped)
-    if not stopped.any():
-        return out, False, None
-    bad = int(np.argmax(stopped))
-    for k in names:
-        out[k][bad + 1 :] = np.nan
-    return out, True, int(out["step"][bad])
+            v = np.cumsum(v, -1)
+        v = np.concatenate([v, np.full(batch + (total - v.shape[-1],), np.nan)], -1)
+        v[after_bad] = np.nan
+        out[k] = v
+    diverged = stopped.any(-1)
+    step = np.where(diverged, np.take_along_axis(out["step"], np.argmax(stopped, -1)[..., None], -1)[..., 0], -1)
+    if batch:
+        return out, diverged, step
+    return out, bool(diverged), (int(step) if diverged else None)
 
 
 def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVarying | None = None, *, steps: int,

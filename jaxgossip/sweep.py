@@ -56,12 +56,12 @@ def _apply(algorithm: Algorithm, point: dict) -> Algorithm:
             if comp is None or not hasattr(comp, "params") or inner not in comp.params:
                 raise ValueError(f"sweep: {name!r} is not a parameter of {algorithm.name}; it has "
                                  f"{sorted(algorithm.hyper)} (compressor parameters as 'compressor.<param>').")
-            hyper[outer] = comp.replace(params={**comp.params, inner: jnp.asarray(value, jnp.float32)})
+            hyper[outer] = comp.replace(params={**comp.params, inner: np.asarray(value, np.float32)})
         else:
             if name not in algorithm.hyper:
                 raise ValueError(f"sweep: {name!r} is not a hyperparameter of {algorithm.name}; it has "
                                  f"{sorted(algorithm.hyper)}, plus 'topology' and 'compressor.<param>'.")
-            hyper[name] = jnp.asarray(value, jnp.float32)
+            hyper[name] = np.asarray(value, np.float32)  # host values: the batch is stacked, then moved once
     return algorithm.replace(hyper={**algorithm.hyper, **hyper})
 
 
@@ -95,16 +95,20 @@ def estimate_memory(problem, algorithm, topology=None, *, configs: int = 1, **kw
     Keyword arguments are those of :func:`jaxgossip.simulate` (steps defaults to 1).
     """
     kwargs.setdefault("steps", 1)
-    prep = prepare(problem, algorithm, topology, shard=False, **kwargs)
-    data = sum(np.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(problem) if hasattr(a, "shape"))
-    return int(data + configs * _STATE_FACTOR * _state_bytes(prep))
+    data, per = _memory_parts(prepare(problem, algorithm, topology, shard=False, **kwargs))
+    return data + configs * per
 
 
-def _fitting(limit, problem, algorithm, topology, **kwargs) -> int:
+def _memory_parts(prep) -> tuple[int, int]:
+    """(bytes of the problem's data, bytes per configuration)."""
+    data = sum(np.prod(a.shape) * a.dtype.itemsize for a in jax.tree.leaves(prep.problem) if hasattr(a, "shape"))
+    return int(data), _STATE_FACTOR * _state_bytes(prep)
+
+
+def _fitting(limit, prep) -> int:
     """How many configurations fit in ``limit`` bytes (at least 1)."""
-    one = estimate_memory(problem, algorithm, topology, configs=1, **kwargs)
-    per = estimate_memory(problem, algorithm, topology, configs=2, **kwargs) - one
-    return max(1, int((limit - (one - per)) // max(per, 1)))
+    data, per = _memory_parts(prep)
+    return max(1, int((limit - data) // max(per, 1)))
 
 
 def _batched_chunk(carry, algo, problem, mixing, pricing, key, threshold, *, evals, eval_every, period, mix_axis,
@@ -115,6 +119,9 @@ def _batched_chunk(carry, algo, problem, mixing, pricing, key, threshold, *, eva
 
 
 _run_batch = jax.jit(_batched_chunk, static_argnames=("evals", "eval_every", "period", "mix_axis", "unroll"))
+
+
+_seed_keys = jax.jit(jax.vmap(jax.random.key))  # the keys jax.random.key(s) gives, for all seeds in one call
 
 
 @functools.partial(jax.jit, static_argnames=("mix_axis",))
@@ -134,14 +141,15 @@ def _plain(v):
 
 
 def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sweep):
-    """Run one batch of (point, seed) pairs as one vmapped program; one metrics dict per pair."""
+    """Run one batch of (point, seed) pairs as one vmapped program: ``(metrics, diverged, diverged_step)``, each with
+    a leading axis over the pairs."""
     algos = _stack([_apply(prep.algorithm, p) for p in points])
     X0 = initial_models(prep.problem)
     mixing = mix_stack if mix_stack is not None else prep.mixing
     states = _init_batch(algos, prep.problem, mixing, prep.pricing, X0, mix_axis=0 if mix_stack is not None else None)
     B = len(points)
     carry = fresh_carry(states, prep.problem.x0.dtype, (B,))
-    keys = jax.random.wrap_key_data(np.stack([np.asarray(jax.random.key_data(jax.random.key(s))) for s in seeds]))
+    keys = _seed_keys(np.asarray(seeds, np.uint32))
     if shard_sweep and len(jax.devices()) > 1 and B % len(jax.devices()) == 0:
         mesh = jax.sharding.Mesh(np.array(jax.devices()), ("sweep",))
         sh = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("sweep"))
@@ -161,12 +169,7 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
         chunks.append(rest)
         if bool(np.all(chunks[-1]["stopped"][:, -1])):
             break
-    out = []
-    for b in range(B):
-        mb = {k: v[b] for k, v in m0.items()}
-        cb = [{k: v[b] for k, v in c.items()} for c in chunks]
-        out.append(assemble_metrics(mb, cb, num_evals, prep.eval_every))
-    return out
+    return assemble_metrics(m0, chunks, num_evals, prep.eval_every)
 
 
 def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = None, seeds=(0,), eval_every=None,
@@ -217,8 +220,7 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
         todo = [(p, s) for p in points for s in seeds if _config_key(label, p, s) not in finished]
         if not todo:
             continue
-        B = batch_size or min(len(todo), _fitting(memory_limit or _memory_limit(), problem, algo, topo0,
-                                                   network=network, compute=compute, backend=backend))
+        B = batch_size or min(len(todo), _fitting(memory_limit or _memory_limit(), prep))
         for start in range(0, len(todo), B):
             part = todo[start : start + B]
             mix = None
@@ -268,17 +270,18 @@ def _frame(label, part, results):
     call per batch: a frame per configuration and a concat took longer than the 500-step sweep they described)."""
     import pandas as pd
 
-    lengths = [len(metrics["step"]) for metrics, _, _ in results]
+    metrics, diverged, _ = results
+    evals = metrics["step"].shape[-1]
 
     def per_config(values):
-        return np.repeat(np.asarray(values), lengths)
+        return np.repeat(np.asarray(values), evals)
 
     cols = {"label": per_config([label] * len(part))}
     for k in part[0][0]:
         cols[k] = per_config([p[k].name if hasattr(p[k], "W") else _plain(p[k]) for p, _ in part])
     cols["seed"] = per_config([s for _, s in part])
-    for k in results[0][0]:
-        cols[k] = np.concatenate([np.asarray(metrics[k]) for metrics, _, _ in results])
-    cols["diverged"] = per_config([diverged for _, diverged, _ in results])
+    for k, v in metrics.items():
+        cols[k] = v.reshape(-1)  # configuration-major, as the columns above
+    cols["diverged"] = per_config(diverged)
     cols["config_key"] = per_config([_config_key(label, p, s) for p, s in part])
     return pd.DataFrame(cols)
