@@ -67,6 +67,15 @@ def test_multinomial_digits_and_mlp_shapes():
     assert G.shape == (8, m.d) and bool(jnp.all(jnp.isfinite(G)))
 
 
+def test_logistic_model_is_features_times_weights_plus_bias():
+    p = jg.problems.logistic_regression("digits", n_workers=8, batch_size=4, solve_optimum=False)
+    X = np.asarray(p.data_x[0])
+    assert X.shape[-1] == 65 and np.all(X[:, -1] == 1)  # 64 features, then the bias's constant feature
+    x = np.asarray(jax.random.normal(jax.random.key(0), (p.d,)))
+    W, b = x[: 64 * 10].reshape(64, 10), x[64 * 10 :]
+    np.testing.assert_allclose(p.model(jnp.asarray(x), jnp.asarray(X)), X[:, :64] @ W + b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("how", ["iid", "label", "dirichlet"])
 def test_partitions_cover_the_data(how):
     X, y, _, _ = D.load("digits", seed=0)
