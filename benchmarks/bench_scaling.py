@@ -1,12 +1,13 @@
-"""4. Time per D-PSGD step against n (16 ... 4096) and d: it must grow as n d (neighbour gather), not n^2 d.
+"""4. Time per D-PSGD step against n (16 ... 131072) and d: it must grow as n d (neighbour gather), not n^2 d.
 
 Least squares with one sample per step on a ring, with the shift backend and with the neighbour-gather backend (the
-one any graph uses); the log-log slope of time against n at fixed d should be about 1 (2 would
-mean n^2). Slopes are taken within one memory regime, while the state fits in cache (n d up to 2^18) and once it does
-not (n d from 2^20): crossing from one to the other costs ~3x per value, which is the memory system, not n^2. A dense
-W @ X (n^2 d) is timed as the contrast. The time per step is the marginal one: (time of 3S steps - time of S steps) / 2S, each the best of two
-compiled runs, so a call's fixed cost (preparing, the first evaluation, copying results back) is not spread over the
-steps.
+one any graph uses); the log-log slope of time against n at fixed d should be about 1 (2 would mean n^2). Slopes are
+taken within one memory regime, read from this machine's caches: while the state fits in the per-core L2, and once it
+is at least twice the L3 (64 MiB on a 32 MiB L3: n = 65536 at d = 256; topologies are sparse, so a ring of that size
+costs no n x n matrix). Crossing from one regime to the other costs several times per value, which is the memory system,
+not n^2. A dense W @ X (n^2 d) is timed as the contrast. The time per step is the marginal one: (time of 3S steps -
+time of S steps) / 2S, each the best of two compiled runs, so a call's fixed cost (preparing, the first evaluation,
+copying results back) is not spread over the steps.
 """
 
 import functools
@@ -19,11 +20,27 @@ import jaxgossip as jg
 
 @functools.lru_cache(maxsize=None)
 def _ring(n):
-    return jg.topology.ring(n)  # built once per n (its spectrum is an n x n eigendecomposition)
+    return jg.topology.ring(n)
+
+
+def _cache_bytes(level, default):
+    try:
+        with open(f"/sys/devices/system/cpu/cpu0/cache/index{level}/size") as f:
+            text = f.read().strip()
+        return int(text[:-1]) * {"K": 2**10, "M": 2**20}[text[-1]]
+    except (OSError, ValueError, KeyError):
+        return default
+
+
+@functools.lru_cache(maxsize=None)
+def _problem(n, d):
+    # no d x d Hessian at large d (solve_optimum=False): the optimum is not needed to time steps
+    return jg.problems.quadratic(n_workers=n, dim=d, samples_per_worker=2 if n * d > 2**22 else 4, seed=0,
+                                 solve_optimum=n * d <= 2**22)
 
 
 def _time_per_step(n, d, topo_fn, backend, steps):
-    prob = jg.problems.quadratic(n_workers=n, dim=d, samples_per_worker=4, seed=0)
+    prob = _problem(n, d)
     topo = topo_fn(n)
     algo = jg.algorithms.dpsgd(lr=0.01)
 
@@ -44,30 +61,51 @@ def _slope(xs, ts):
     return float(np.polyfit(np.log(xs), np.log(ts), 1)[0])
 
 
+def _steps(values, quick):
+    if values <= 2**18:
+        return 200 if quick else 500
+    return 60 if values <= 2**22 else (10 if values <= 2**24 else 5)
+
+
+def _regime_slopes(sizes, other, ts, l2, l3):
+    """Slopes within the last two sizes whose state fits in L2 and the first two at least twice the L3."""
+    state = [4 * s * other for s in sizes]
+    cached = [i for i, b in enumerate(state) if b <= l2][-2:]
+    out_of_cache = [i for i, b in enumerate(state) if b >= 2 * l3][:2]
+    pick = lambda idx: (_slope([sizes[i] for i in idx], [ts[i] for i in idx]), sizes[idx[0]], sizes[idx[1]])  # noqa: E731
+    return pick(cached), pick(out_of_cache)
+
+
+def _fmt(t):
+    return f"{t * 1e3:.1f} ms" if t >= 1e-3 else f"{t * 1e6:.0f} us"
+
+
 def run(quick=False):
-    ns = [16, 64, 256, 1024, 4096, 8192]
-    d = 256
+    l2, l3 = _cache_bytes(2, 2**20), _cache_bytes(3, 32 * 2**20)
+    caches = f"L2 {l2 // 2**10} KiB, L3 {l3 // 2**20} MiB"
     rows = []
-    for label, topo_fn, backend in (("ring, shift", _ring, "shift"),
-                                    ("ring, neighbour gather", _ring, "gather")):
-        ts = [_time_per_step(n, d, topo_fn, backend, (200 if quick else 500) if n <= 1024 else 60) for n in ns]
-        in_cache, in_memory = _slope(ns[2:4], ts[2:4]), _slope(ns[4:], ts[4:])
-        cells = ", ".join(f"n={n}: {t * 1e6:.0f} us ({t / (n * d) * 1e9:.1f} ns per n d)" for n, t in zip(ns, ts))
-        rows.append((f"time per step vs n, d={d}, {label}",
-                     f"{cells}; slope {in_cache:.2f} for n = 256 -> 1024 (state in cache), {in_memory:.2f} for "
-                     f"4096 -> 8192 (state in memory)", "~1 (n d), not 2",
-                     "yes" if max(in_cache, in_memory) < 1.5 else "no"))
+    d = 256
+    ns = [16, 64, 256, 1024, 4096, 65536, 131072]  # 16 KiB ... 128 MiB of state
+    for label, backend in (("shift", "shift"), ("neighbour gather", "gather")):
+        ts = [_time_per_step(n, d, _ring, backend, _steps(n * d, quick)) for n in ns]
+        (s_in, a, b), (s_out, c, e) = _regime_slopes(ns, d, ts, l2, l3)
+        cells = ", ".join(f"n={n}: {_fmt(t)} ({t / (n * d) * 1e9:.2f} ns per n d)" for n, t in zip(ns, ts))
+        rows.append((f"time per step vs n, d={d}, ring, {label}",
+                     f"{cells}. Slope {s_in:.2f} for n = {a} -> {b} (state in L2), {s_out:.2f} for n = {c} -> {e} "
+                     f"(state >= 2x L3; {caches})", "~1 (n d), not 2", "yes" if max(s_in, s_out) < 1.5 else "no"))
     dense_ns = [64, 256, 1024]  # the contrast: W @ X costs n^2 d
     ts = [_time_per_step(n, d, _ring, "dense", 20) for n in dense_ns]
     slope = _slope(dense_ns[1:], ts[1:])
     rows.append((f"contrast: time per step vs n, d={d}, ring as a dense W @ X",
-                 ", ".join(f"n={n}: {t * 1e6:.0f} us" for n, t in zip(dense_ns, ts)) + f"; slope (n >= 256) {slope:.2f}",
+                 ", ".join(f"n={n}: {_fmt(t)}" for n, t in zip(dense_ns, ts)) + f"; slope (n >= 256) {slope:.2f}",
                  "(n^2 d: slope ~2)", ""))
-    ds = [64, 256, 1024, 4096, 8192]
-    ts = [_time_per_step(256, dd, _ring, "shift", (200 if quick else 500) if dd <= 1024 else 60) for dd in ds]
-    in_cache, in_memory = _slope(ds[1:3], ts[1:3]), _slope(ds[3:], ts[3:])
-    rows.append(("time per step vs d, n=256, ring, shift",
-                 ", ".join(f"d={dd}: {t * 1e6:.0f} us" for dd, t in zip(ds, ts))
-                 + f"; slope {in_cache:.2f} for d = 256 -> 1024 (in cache), {in_memory:.2f} for 4096 -> 8192 (in memory)",
-                 "~1", "yes" if max(in_cache, in_memory) < 1.5 else "no"))
+    n = 256
+    ds = [64, 256, 1024, 4096, 65536, 131072]
+    ts = [_time_per_step(n, dd, _ring, "shift", _steps(n * dd, quick)) for dd in ds]
+    (s_in, a, b), (s_out, c, e) = _regime_slopes(ds, n, ts, l2, l3)
+    rows.append((f"time per step vs d, n={n}, ring, shift",
+                 ", ".join(f"d={dd}: {_fmt(t)}" for dd, t in zip(ds, ts))
+                 + f". Slope {s_in:.2f} for d = {a} -> {b} (state in L2), {s_out:.2f} for d = {c} -> {e} (state >= 2x L3;"
+                 f" {caches})", "~1", "yes" if max(s_in, s_out) < 1.5 else "no"))
+    _problem.cache_clear()
     return rows
