@@ -21,21 +21,39 @@ import bench_startup  # noqa: E402
 import bench_sweep  # noqa: E402
 from _common import machine  # noqa: E402
 
-GPU_NOTE = ("6. GPU: not measured. This task had no device machine lent (the device tool reported "
-            "can_start_another=false), so there are no GPU numbers and no fraction of a GPU's memory bandwidth. "
-            "The same `python benchmarks/run_all.py` runs unchanged on a GPU host.")
+NO_GPU_NOTE = ("6. GPU: not measured here. No device machine was lent to the task that wrote this file, so it has no "
+               "GPU numbers. On a GPU host the same `python benchmarks/run_all.py` writes `benchmarks/RESULTS-gpu.md` "
+               "(bandwidth as a fraction of the device's own streaming bandwidth).")
+
+
+def _gpu_note():
+    import jax
+
+    if jax.default_backend() == "cpu":
+        return NO_GPU_NOTE
+    return (f"6. This run is on {jax.default_backend().upper()} ({jax.devices()[0].device_kind}): every jaxgossip row above "
+            "is its number (the NumPy baselines run on the host CPU); item 1 is the fraction of the device's streaming "
+            "bandwidth.")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--full", action="store_true", help="more steps and repeats (the default keeps `make bench` "
                     "to about 6 minutes on 2 cores)")
-    ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    ap.add_argument("--out", default=None, help="default: benchmarks/RESULTS.md, or RESULTS-gpu.md on a GPU")
+    ap.add_argument("--only", default=None, help="comma-separated items to run, e.g. 1,2 (default: all)")
     args = ap.parse_args(argv)
+    import jax
+
+    if args.out is None:
+        args.out = os.path.join(HERE, "RESULTS.md" if jax.default_backend() == "cpu" else "RESULTS-gpu.md")
     desc = machine()
     rows, t0 = [], time.perf_counter()
     benches = ((1, bench_bandwidth), (2, bench_e2e), (3, bench_sweep), (4, bench_scaling), (5, bench_startup),
                ("-", bench_rng))  # the items 1-5, then supporting measurements
+    if args.only:
+        wanted = {w.strip() for w in args.only.split(",")}
+        benches = tuple((i, m) for i, m in benches if str(i) in wanted)
     for i, mod in benches:
         t = time.perf_counter()
         for r in mod.run(quick=not args.full):
@@ -43,12 +61,13 @@ def main(argv=None):
             print(f"{i}. {r[0]}: {r[1]}  (target {r[2] or '-'}; met: {r[3] or '-'})", flush=True)
         print(f"   [{mod.__name__}: {time.perf_counter() - t:.1f} s]", flush=True)
     lines = ["# Benchmark results", "",
-             f"Written by `python benchmarks/run_all.py{' --full' if args.full else ''}` (`make bench`) on "
+             f"Written by `python benchmarks/run_all.py{' --full' if args.full else ''}"
+             f"{' --only ' + args.only if args.only else ''}` (`make bench`) on "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, in {time.perf_counter() - t0:.0f} s.",
              "", f"Machine: {desc}", "",
              "| # | benchmark | measured | target | met |", "|---|---|---|---|---|"]
     lines += [f"| {i} | {a} | {b} | {c} | {d} |" for i, a, b, c, d in rows]
-    lines += ["", GPU_NOTE, "",
+    lines += ["", _gpu_note(), "",
               "All ratios are measured in this one run on a machine possibly shared with other jobs (see the load "
               "average above); they are never asserted as timed tests.", ""]
     with open(args.out + ".tmp", "w") as f:
