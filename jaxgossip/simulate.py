@@ -370,7 +370,8 @@ def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVa
       eval_every: evaluate the metrics every this many steps (default: steps // 100).
       network: the alpha-beta network model pricing the messages (default ``jg.Network()``).
       compute: the computation-time model (default ``jg.ComputeModel()``: constant 1000 samples/s).
-      backend: gossip backend, ``"auto"``, ``"dense"``, ``"gather"`` or ``"shift"``.
+      backend: gossip backend, ``"auto"``, ``"dense"``, ``"gather"``, ``"shift"`` or ``"sparse"`` (see
+        :mod:`jaxgossip.gossip`).
       shard: ``"auto"`` shards the worker axis over all devices when n divides evenly, ``True`` insists (error
         otherwise), ``False`` keeps one device.
       progress: show a progress bar (default: for runs of 20000 steps or more).

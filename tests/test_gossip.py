@@ -14,7 +14,7 @@ TOPOS = [T.ring(8), T.torus(4, 4), T.hypercube(16), T.exponential(16), T.star(8)
 def test_backends_agree_with_dense(topo):
     X = jax.random.normal(jax.random.key(0), (topo.n, 37))
     ref = topo.W @ np.asarray(X, np.float64)
-    backends = ["dense", "gather"] + (["shift"] if topo.permutations is not None else [])
+    backends = ["dense", "gather", "sparse"] + (["shift"] if topo.permutations is not None else [])
     for b in backends:
         m = gossip.make_mixing(topo, b)
         assert m.backend == b
@@ -31,6 +31,20 @@ def test_gather_memory_is_n_deg():
     assert gossip.make_mixing(T.ring(16)).backend == "shift"
     assert gossip.make_mixing(T.ring(8)).backend == "dense"  # 3 of 8: a dense graph
     assert gossip.make_mixing(T.erdos_renyi(50, 0.4, seed=0)).backend == "dense"
+
+
+def test_hub_graphs_gossip_over_their_edges_not_a_padded_table():
+    import networkx as nx
+
+    topo = T.from_adjacency(nx.barabasi_albert_graph(400, 2, seed=0))  # a few hubs, most workers of degree 2-3
+    assert topo.max_degree + 1 > gossip.SPARSE_PADDING * (1 + topo.degrees.mean())
+    m = gossip.make_mixing(topo)
+    assert m.backend == "sparse" and m.index.shape == (2, topo.degrees.sum())
+    X = jax.random.normal(jax.random.key(1), (topo.n, 5))
+    np.testing.assert_allclose(np.asarray(m(X)), topo.W @ np.asarray(X, np.float64), rtol=1e-5, atol=1e-5)
+    Y = jax.random.normal(jax.random.key(2), (topo.n, 2, 3))  # any trailing shape, as the other backends
+    np.testing.assert_allclose(np.asarray(m(Y)), np.einsum("ij,jab->iab", topo.W, np.asarray(Y, np.float64)),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_mixing_is_traced_and_jittable():
