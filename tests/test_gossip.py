@@ -45,6 +45,8 @@ def test_hub_graphs_gossip_over_their_edges_not_a_padded_table():
     Y = jax.random.normal(jax.random.key(2), (topo.n, 2, 3))  # any trailing shape, as the other backends
     np.testing.assert_allclose(np.asarray(m(Y)), np.einsum("ij,jab->iab", topo.W, np.asarray(Y, np.float64)),
                                rtol=1e-5, atol=1e-5)
+    other = T.from_adjacency(nx.barabasi_albert_graph(400, 2, seed=1))  # another edge count: stacked densely
+    assert gossip.make_mixing(T.time_varying([topo, other])).backend == "dense"
 
 
 def test_mixing_is_traced_and_jittable():
