@@ -134,20 +134,25 @@ def make_mixing(topology: Topology | TimeVarying, backend: str = "auto") -> Mixi
     if isinstance(topology, TimeVarying):
         tops = topology.topologies
         chosen = {_choose_backend(t, backend) for t in tops}
-        b = "dense" if len(chosen) > 1 or chosen & {"shift", "sparse"} else chosen.pop()
+        # one backend for the whole sequence, its tables padded to a common shape: gather for shift graphs too (their
+        # permutation counts may differ), the edge lists when one graph needs them, dense when one graph is dense
+        b = "dense" if "dense" in chosen else ("sparse" if "sparse" in chosen else "gather")
+        mixes = [_single(t, b) for t in tops]
         if b == "gather":
-            k = max(t.max_degree for t in tops) + 1
-            mixes = []
-            for t in tops:
-                m = _single(t, "gather")
-                pad = k - m.index.shape[1]
-                idx = jnp.concatenate([m.index, jnp.tile(m.index[:, :1], (1, pad))], axis=1)
-                w = jnp.concatenate([m.weights, jnp.zeros((t.n, pad), m.weights.dtype)], axis=1)
-                mixes.append(Mixing(w, idx, m.diag, "gather"))
-        else:
-            mixes = [_single(t, "dense") for t in tops]
+            k = max(m.index.shape[1] for m in mixes)
+            mixes = [m.replace(index=_pad(m.index, k, m.index[:, :1]), weights=_pad(m.weights, k, 0.0)) for m in mixes]
+        elif b == "sparse":  # padding edges: weight 0 on (n - 1, n - 1), after every real edge (rows stay sorted)
+            e = max(m.index.shape[1] for m in mixes)
+            mixes = [m.replace(index=_pad(m.index, e, topology.n - 1), weights=_pad(m.weights, e, 0.0)) for m in mixes]
         return jax.tree.map(lambda *a: jnp.stack(a), *mixes)
     return _single(topology, _choose_backend(topology, backend))
+
+
+def _pad(a, size, fill):
+    """``a`` padded along its last axis to ``size`` with ``fill`` (a scalar, or a column broadcast along it)."""
+    extra = size - a.shape[-1]
+    fill = jnp.broadcast_to(jnp.asarray(fill, a.dtype), a.shape[:-1] + (extra,))
+    return jnp.concatenate([a, fill], axis=-1)
 
 
 def select(mixing: Mixing, step: Any, period: int) -> Mixing:

@@ -45,8 +45,23 @@ def test_hub_graphs_gossip_over_their_edges_not_a_padded_table():
     Y = jax.random.normal(jax.random.key(2), (topo.n, 2, 3))  # any trailing shape, as the other backends
     np.testing.assert_allclose(np.asarray(m(Y)), np.einsum("ij,jab->iab", topo.W, np.asarray(Y, np.float64)),
                                rtol=1e-5, atol=1e-5)
-    other = T.from_adjacency(nx.barabasi_albert_graph(400, 2, seed=1))  # another edge count: stacked densely
-    assert gossip.make_mixing(T.time_varying([topo, other])).backend == "dense"
+    other = T.from_adjacency(nx.barabasi_albert_graph(400, 2, seed=1))
+    tv = T.time_varying([topo, other, T.ring(400)])  # edge lists padded to one length, the ring's too
+    m = gossip.make_mixing(tv)
+    assert m.backend == "sparse" and m.index.shape == (3, 2, max(t.degrees.sum() for t in tv.topologies))
+    for t, graph in enumerate(tv.topologies):
+        np.testing.assert_allclose(np.asarray(gossip.select(m, t, 3)(X)), graph.W @ np.asarray(X, np.float64),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_time_varying_shift_graphs_stack_as_padded_gather_tables():
+    tv = T.time_varying([T.ring(64), T.exponential(64), T.torus(8, 8)])
+    m = gossip.make_mixing(tv)
+    assert m.backend == "gather" and m.index.shape == (3, 64, T.exponential(64).max_degree + 1)
+    X = jax.random.normal(jax.random.key(3), (64, 6))
+    for t, graph in enumerate(tv.topologies):
+        np.testing.assert_allclose(np.asarray(gossip.select(m, t, 3)(X)), graph.W @ np.asarray(X, np.float64),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_mixing_is_traced_and_jittable():
