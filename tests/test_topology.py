@@ -167,3 +167,11 @@ def test_sparse_and_dense_inputs_give_the_same_topology():
     A = dense.adjacency
     np.testing.assert_array_equal(T.from_adjacency(sp.coo_matrix(A)).W, T.from_adjacency(A).W)
     np.testing.assert_array_equal(T.from_adjacency(dense.to_networkx()).W, T.from_adjacency(A).W)
+
+
+def test_time_varying_rho_above_the_dense_limit_matches_the_dense_product():
+    tv = T.time_varying([T.torus(20, 30), T.ring(600), T.exponential(600)])
+    assert tv.n > T.EIGEN_CHECK_MAX
+    P = tv.topologies[2].W @ tv.topologies[1].W @ tv.topologies[0].W
+    expected = np.max(np.abs(np.linalg.eigvals(P - 1 / tv.n))) ** (1 / 3)
+    assert tv.rho == pytest.approx(expected, abs=1e-9)
