@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int)
     r.add_argument("--latency", type=float, help="network latency per message (s)")
     r.add_argument("--bandwidth", type=float, help="network bandwidth (bytes/s)")
+    r.add_argument("--backend", help="gossip backend: auto (default), dense, gather, shift or sparse")
     r.add_argument("--out", help="folder for results.json, metrics.csv and comparison.png")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _distributed_flags(r)
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the config's, else 0)")
     sw.add_argument("--steps", type=int)
     sw.add_argument("--eval-every", type=int)
+    sw.add_argument("--backend", help="gossip backend: auto (default), dense, gather, shift or sparse")
     sw.add_argument("--out", default="sweep.csv", help="CSV of all runs; finished configurations are skipped on rerun")
     sw.add_argument("--shard-sweep", action="store_true", help="spread the configurations over all devices")
     _distributed_flags(sw)
@@ -117,7 +119,7 @@ def _cmd_sweep(args) -> int:
 
     _maybe_distributed(args)
     cfg = load_config(args.config)
-    for key in ("steps", "eval_every"):
+    for key in ("steps", "eval_every", "backend"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     cfg.setdefault("problem", {"name": "logistic_regression", "data": "digits", "n_workers": 16, "batch_size": 8})
@@ -137,6 +139,7 @@ def _cmd_sweep(args) -> int:
     df = jg.sweep(problem, algos, topology, steps=int(cfg.get("steps", 1000)), grid=grid, seeds=seeds,
                   eval_every=cfg.get("eval_every"), network=jg.Network(**cfg.get("network", {})),
                   compute=jg.ComputeModel(**cfg["compute"]) if "compute" in cfg else None, resume=args.out,
+                  backend=cfg.get("backend", "auto"),
                   shard_sweep=args.shard_sweep, progress=True)
     final = df[df.step == df.step.max()]
     print(final.groupby(["label", *grid]).loss.agg(["mean", "std", "count"]).to_string(float_format=lambda v: f"{v:.4g}"))
@@ -157,7 +160,7 @@ def load_config(path: str | None) -> dict:
 
 def _merge_flags(cfg: dict, args) -> dict:
     cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.items()}
-    for key in ("steps", "eval_every", "seed"):
+    for key in ("steps", "eval_every", "seed", "backend"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     default = {"name": "logistic_regression", "data": "digits", "n_workers": 16, "batch_size": 8}
@@ -224,7 +227,7 @@ def run_config(cfg: dict, progress: bool = True):
     for algo, label in algos:
         res = jg.simulate(problem, algo, topology, steps=int(cfg.get("steps", 1000)), seed=int(cfg.get("seed", 0)),
                           eval_every=cfg.get("eval_every"), network=network, compute=compute, progress=progress,
-                          label=label or algo.name)
+                          label=label or algo.name, backend=cfg.get("backend", "auto"))
         results.append(res)
     return problem, topology, results
 

@@ -57,6 +57,16 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     assert "algorithm must be one of" in capsys.readouterr().err
 
 
+def test_backend_flag_reaches_the_run(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert cli.main(["run", "--problem", "quadratic", "--n", "16", "--topology", "ring", "--algorithm", "dpsgd",
+                     "--steps", "10", "--backend", "sparse", "--out", str(out), "--no-progress"]) == 0
+    run = json.loads((out / "results.json").read_text())[0]
+    assert run["config"]["backend"] == "sparse"
+    assert cli.main(["run", "--problem", "quadratic", "--n", "16", "--steps", "10", "--backend", "csr"]) == 2
+    assert "backend must be one of" in capsys.readouterr().err
+
+
 def test_list_names_everything(capsys):
     assert cli.main(["list"]) == 0
     text = capsys.readouterr().out
