@@ -1,16 +1,9 @@
-"""Communication graphs and their mixing matrices.
+"""Mixing matrices: :class:`Topology` (one graph, stored sparse) and :class:`TimeVarying` (a periodic sequence).
 
-A :class:`Topology` is data plus static structure, computed once in NumPy: the mixing matrix ``W`` (n x n, symmetric,
-doubly stochastic, ``W_ij = 0`` unless i and j are neighbours), the neighbour lists, the degrees, the spectrum
-(``rho = max(|lambda_2|, |lambda_n|)``, the spectral gap ``1 - rho``), and, for shift-structured graphs (ring, torus,
-hypercube, exponential), a decomposition ``W = w_0 I + sum_k w_k P_k`` into permutations that the ``ppermute`` gossip
-backend uses.
-
-Weights:
-  * ``"uniform"``: ``W_ij = 1 / (deg_max + 1)`` on every edge, the rest on the diagonal (1/3 on a ring).
-  * ``"metropolis"``: Metropolis-Hastings, ``W_ij = 1 / (1 + max(deg_i, deg_j))``.
-  * ``"laplacian"``: ``W = I - L / kappa`` (Reisizadeh et al. 2019, Sec. 5), ``kappa > lambda_max(L) / 2``;
-    the default ``kappa = deg_max + 1`` also keeps every weight non-negative.
+A Topology holds W's nonzero entries (O(n + edges) memory), checks them (symmetric, non-negative, doubly stochastic,
+connected, no eigenvalue -1) and derives what the simulator needs: degrees, neighbour lists, the padded gather table,
+``rho`` (from the FFT of a circulant W, the dense spectrum for n <= 512, or Lanczos iterations above), and the dense
+W only when asked for.
 
 References:
   Tang et al. (2018), Sec. 3 (W symmetric, doubly stochastic, rho); Liu & Zhang, Sec. 5 (spectral gap).
@@ -20,30 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Sequence
 
 import numpy as np
 
-from jaxgossip._registry import build
-
-WEIGHTS = ("uniform", "metropolis", "laplacian")
-
-__all__ = [
-    "Topology",
-    "TimeVarying",
-    "ring",
-    "torus",
-    "complete",
-    "star",
-    "hypercube",
-    "exponential",
-    "erdos_renyi",
-    "from_adjacency",
-    "time_varying",
-    "ring_rho",
-    "BUILDERS",
-    "get",
-]
+__all__ = ["Topology", "TimeVarying", "EIGEN_CHECK_MAX", "DISCONNECTED", "MINUS_ONE"]
 
 
 class Topology:
@@ -299,8 +272,6 @@ class TimeVarying:
         return f"TimeVarying({len(self.topologies)} graphs, n={self.n})"
 
 
-
-
 def _validate_mixing(topo: Topology, atol: float = 1e-8):
     """Check W (symmetric, non-negative, doubly stochastic, connected, no eigenvalue -1) on its sparse entries; returns
     the eigenvalues when it computed them (n <= EIGEN_CHECK_MAX), else None."""
@@ -358,235 +329,3 @@ def _check_connected_and_not_bipartite(topo: Topology, atol: float) -> None:
         level[v] = level[pred[v]] + 1
     if np.all((level[i] - level[j]) % 2 == 1):
         raise ValueError(MINUS_ONE)
-
-
-def _check_n(n, name, minimum=1):
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < minimum:
-        raise ValueError(f"{name}: n must be an integer >= {minimum}, got {n!r}.")
-    return int(n)
-
-
-def _symmetric_edges(n: int, i, j) -> tuple[np.ndarray, np.ndarray]:
-    """The off-diagonal edge list ``(i, j)`` made symmetric and unique, sorted by (row, col)."""
-    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
-    i, j = np.concatenate([i, j]), np.concatenate([j, i])
-    key = np.unique((i * n + j)[i != j])
-    return key // n, key % n
-
-
-def _weighted(n: int, edges, weights: str, name: str, kappa: float | None = None, permutations=None) -> Topology:
-    """The topology of an undirected graph (its symmetric edge list) with the given weight rule."""
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}.")
-    i, j = edges
-    deg = np.bincount(i, minlength=n).astype(np.float64)
-    if weights == "uniform":
-        w = np.full(len(i), 1.0 / (deg.max() + 1.0))
-    elif weights == "metropolis":
-        w = 1.0 / (1.0 + np.maximum(deg[i], deg[j]))
-    else:  # W = I - L / kappa: off-diagonal 1 / kappa on every edge
-        if kappa is None:
-            kappa = deg.max() + 1.0
-        lmax = _laplacian_lambda_max(n, i, j, deg)
-        if not kappa > lmax / 2:
-            raise ValueError(f"laplacian weights: kappa must exceed lambda_max(L) / 2 = {lmax / 2:.4g}, got {kappa}.")
-        w = np.full(len(i), 1.0 / kappa)
-    diag = 1.0 - np.bincount(i, weights=w, minlength=n)
-    idx = np.arange(n)
-    return Topology._from_entries(n, np.concatenate([i, idx]), np.concatenate([j, idx]), np.concatenate([w, diag]),
-                                  name, permutations)
-
-
-def _laplacian_lambda_max(n, i, j, deg) -> float:
-    if n <= 2048:
-        L = np.diag(deg)
-        L[i, j] -= 1.0
-        return float(np.linalg.eigvalsh(L).max())
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.linalg import eigsh
-
-    idx = np.arange(n)
-    L = csr_matrix((np.concatenate([-np.ones(len(i)), deg]), (np.concatenate([i, idx]), np.concatenate([j, idx]))),
-                   shape=(n, n))
-    return float(eigsh(L, k=1, which="LA", tol=1e-10, v0=np.ones(n) + np.arange(n) / n, return_eigenvectors=False)[0])
-
-
-def _permutations_if_uniform(topo: Topology, perms: list[np.ndarray]):
-    """``(w_0, ((perm, w), ...))`` if W equals w_0 I + sum_k w_k P_k with constant weights, else None."""
-    n = topo.n
-    row0 = np.zeros(n)
-    first = topo._rows == 0
-    row0[topo._cols[first]] = topo._vals[first]
-    w0 = row0[0]
-    out = [(p.astype(np.int32), float(row0[p[0]])) for p in perms]
-    idx = np.arange(n)
-    rows = np.concatenate([idx] + [idx for _ in perms])
-    cols = np.concatenate([idx] + [p for p, _ in out])
-    vals = np.concatenate([np.full(n, w0)] + [np.full(n, w) for _, w in out])
-    r, c, v = _canonical(n, rows, cols, vals)
-    if (np.array_equal(r, topo._rows) and np.array_equal(c, topo._cols)
-            and np.max(np.abs(v - topo._vals), initial=0.0) <= 1e-8 + 1e-5 * np.max(np.abs(topo._vals))):
-        return (float(w0), tuple(out))
-    return None
-
-
-def _circulant_first_row(topo: Topology):
-    """W's first row if W is circulant (``W_ij = r[(j - i) mod n]``), else None."""
-    n = topo.n
-    row0 = np.zeros(n)
-    first = topo._rows == 0
-    row0[topo._cols[first]] = topo._vals[first]
-    if len(topo._vals) == n * int(first.sum()) and np.array_equal(row0[(topo._cols - topo._rows) % n], topo._vals):
-        return row0
-    return None
-
-
-def _shift_topology(n, shifts, weights, name, kappa=None):
-    idx = np.arange(n)
-    edges = _symmetric_edges(n, np.tile(idx, len(shifts)), np.concatenate([(idx + s) % n for s in shifts]))
-    topo = _weighted(n, edges, weights, name, kappa)
-    offsets = sorted({s % n for s in shifts} | {(-s) % n for s in shifts} - {0})
-    topo.permutations = _permutations_if_uniform(topo, [(idx + s) % n for s in offsets])
-    row0 = _circulant_first_row(topo)
-    if "eigenvalues" not in topo.__dict__ and row0 is not None:
-        # circulant W: its eigenvalues are the DFT of its first row (real, W being symmetric), O(n log n)
-        topo.__dict__["eigenvalues"] = np.sort(np.fft.fft(row0).real)[::-1]
-    return topo
-
-
-def ring(n: int, weights: str = "uniform") -> Topology:
-    """Ring of n workers; with uniform weights each row is (1/3, 1/3, 1/3) on (i-1, i, i+1)."""
-    n = _check_n(n, "ring", 2)
-    return _shift_topology(n, [1], weights, f"ring({n})")
-
-
-def ring_rho(n: int) -> float:
-    """Closed form of rho for the uniform ring: max over k >= 1 of |1 + 2 cos(2 pi k / n)| / 3."""
-    k = np.arange(1, n)
-    return float(np.max(np.abs(1 + 2 * np.cos(2 * np.pi * k / n)) / 3))
-
-
-def torus(rows: int, cols: int | None = None, weights: str = "uniform") -> Topology:
-    """2-D torus (wrap-around grid) of rows x cols workers, worker (r, c) at index r * cols + c."""
-    cols = rows if cols is None else cols
-    rows, cols = _check_n(rows, "torus", 2), _check_n(cols, "torus", 2)
-    n = rows * cols
-    idx = np.arange(n).reshape(rows, cols)
-    perms = [np.roll(idx, s, axis=a).ravel() for a in (0, 1) for s in (1, -1)]
-    edges = _symmetric_edges(n, np.tile(np.arange(n), len(perms)), np.concatenate(perms))
-    topo = _weighted(n, edges, weights, f"torus({rows}x{cols})")
-    uniq = {tuple(p) for p in perms if not np.array_equal(p, np.arange(n))}
-    topo.permutations = _permutations_if_uniform(topo, [np.array(p) for p in sorted(uniq)])
-    return topo
-
-
-def complete(n: int) -> Topology:
-    """Complete graph: W = 11^T / n, exact averaging in one step (rho = 0)."""
-    n = _check_n(n, "complete", 1)
-    if n == 1:
-        return Topology(np.ones((1, 1)), "complete(1)")
-    return _shift_topology(n, list(range(1, n)), "uniform", f"complete({n})")
-
-
-def star(n: int, weights: str = "metropolis") -> Topology:
-    """Star: worker 0 is the hub, joined to every other worker."""
-    n = _check_n(n, "star", 2)
-    leaves = np.arange(1, n)
-    return _weighted(n, _symmetric_edges(n, np.zeros_like(leaves), leaves), weights, f"star({n})")
-
-
-def hypercube(n: int, weights: str = "uniform") -> Topology:
-    """Hypercube on n = 2^k workers: i and j are neighbours when they differ in one bit."""
-    n = _check_n(n, "hypercube", 2)
-    if n & (n - 1):
-        raise ValueError(f"hypercube: n must be a power of two, got {n}.")
-    k = n.bit_length() - 1
-    idx = np.arange(n)
-    perms = [idx ^ (1 << b) for b in range(k)]
-    topo = _weighted(n, _symmetric_edges(n, np.tile(idx, k), np.concatenate(perms)), weights, f"hypercube({n})")
-    topo.permutations = _permutations_if_uniform(topo, perms)
-    return topo
-
-
-def exponential(n: int, weights: str = "uniform") -> Topology:
-    """Exponential graph: i is joined to i +- 2^k (mod n) for 2^k < n (Assran et al. 2019; Ying et al. 2021)."""
-    n = _check_n(n, "exponential", 2)
-    shifts = [1 << k for k in range(max(1, (n - 1).bit_length())) if (1 << k) < n]
-    return _shift_topology(n, shifts, weights, f"exponential({n})")
-
-
-def erdos_renyi(n: int, p: float, seed: int = 0, weights: str = "laplacian", kappa: float | None = None) -> Topology:
-    """Erdos-Renyi G(n, p), redrawn (with the same seed stream) until connected.
-
-    Reisizadeh et al. (2019), Sec. 5 use n = 50, p = 0.4 and ``W = I - L / kappa``.
-    """
-    import networkx as nx
-
-    n = _check_n(n, "erdos_renyi", 2)
-    if not 0 < p <= 1:
-        raise ValueError(f"erdos_renyi: p must lie in (0, 1], got {p}.")
-    rng = np.random.default_rng(seed)
-    for _ in range(1000):
-        g = nx.gnp_random_graph(n, p, seed=int(rng.integers(2**31)))
-        if nx.is_connected(g):
-            i, j = np.array(list(g.edges()), np.int64).reshape(-1, 2).T
-            return _weighted(n, _symmetric_edges(n, i, j), weights, f"erdos_renyi({n}, {p})", kappa)
-    raise ValueError(f"erdos_renyi: no connected G({n}, {p}) in 1000 draws; raise p.")
-
-
-def from_adjacency(adjacency, weights: str = "metropolis", kappa: float | None = None, name: str = "custom") -> Topology:
-    """A topology from an adjacency matrix (numpy, 0/1 or boolean; or SciPy sparse) or a networkx graph."""
-    import networkx as nx
-
-    if isinstance(adjacency, nx.Graph):
-        nodes = sorted(adjacency.nodes)
-        pos = {v: k for k, v in enumerate(nodes)}
-        n = len(nodes)
-        i, j = np.array([(pos[a], pos[b]) for a, b in adjacency.edges()], np.int64).reshape(-1, 2).T
-    else:
-        if hasattr(adjacency, "tocoo") and not isinstance(adjacency, np.ndarray):
-            coo = adjacency.tocoo()
-            shape, i, j = coo.shape, coo.row[coo.data != 0], coo.col[coo.data != 0]
-        else:
-            A = np.asarray(adjacency)
-            shape = A.shape
-            if A.ndim == 2:
-                i, j = np.nonzero(A)
-        if len(shape) != 2 or shape[0] != shape[1]:
-            raise ValueError(f"from_adjacency: adjacency must be square, got shape {shape}.")
-        n = shape[0]
-        forward, backward = np.unique(i * n + j), np.unique(j * n + i)
-        if not np.array_equal(forward, backward):
-            raise ValueError("from_adjacency: adjacency must be symmetric (an undirected graph).")
-    edges = _symmetric_edges(n, i, j)
-    topo = _weighted(n, edges, weights, name, kappa)
-    shifts = np.unique(edges[1][edges[0] == 0])  # worker 0's neighbours: the candidate shifts
-    perms = [(np.arange(n) + s) % n for s in shifts]
-    topo.permutations = _permutations_if_uniform(topo, perms) if perms else None
-    return topo
-
-
-def time_varying(topologies: Sequence[Topology]) -> TimeVarying:
-    """Cycle through ``topologies``: step t mixes with ``topologies[t % K]``."""
-    return TimeVarying(tuple(topologies))
-
-
-BUILDERS = {
-    "ring": ring,
-    "torus": torus,
-    "complete": complete,
-    "star": star,
-    "hypercube": hypercube,
-    "exponential": exponential,
-    "erdos_renyi": erdos_renyi,
-}
-
-
-def get(name: str, n: int, **kwargs) -> Topology:
-    """Build a topology by name (the CLI's and config files' entry point). A torus takes n = rows * cols, square."""
-    if name == "torus":
-        r = int(round(np.sqrt(n)))
-        if r * r != n:
-            raise ValueError(f"torus by name needs a square n, got {n}; call topology.torus(rows, cols).")
-        return build("topology", {"torus": lambda weights="uniform": torus(r, r, weights=weights)}, name, kwargs)
-    return build("topology", {k: functools.partial(v, n) for k, v in BUILDERS.items()}, name, kwargs)
