@@ -149,7 +149,10 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
     states = _init_batch(algos, prep.problem, mixing, prep.pricing, X0, mix_axis=0 if mix_stack is not None else None)
     B = len(points)
     carry = fresh_carry(states, prep.problem.x0.dtype, (B,))
-    keys = _seed_keys(np.asarray(seeds, np.uint32))
+    if max(seeds) < 2**32:
+        keys = _seed_keys(np.asarray(seeds, np.uint32))
+    else:  # jax.random.key's own handling of wide seeds, one call each
+        keys = jax.random.wrap_key_data(np.stack([np.asarray(jax.random.key_data(jax.random.key(s))) for s in seeds]))
     if shard_sweep and len(jax.devices()) > 1 and B % len(jax.devices()) == 0:
         mesh = jax.sharding.Mesh(np.array(jax.devices()), ("sweep",))
         sh = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("sweep"))

@@ -68,6 +68,10 @@ def test_sweep_equals_separate_runs_to_float_precision(setup):
         # vmap batches the matmuls: equal to float32 rounding, not bitwise
         np.testing.assert_allclose(sub.loss.values, ref.metrics["loss"], rtol=2e-6)
         np.testing.assert_allclose(sub.consensus.values, ref.metrics["consensus"], rtol=1e-4, atol=1e-9)
+    wide = 2**32 + 7  # beyond 32 bits: keyed as jax.random.key(seed) keys it, like simulate
+    df = jg.sweep(prob, jg.algorithms.dpsgd(lr=0.1), topo, steps=20, eval_every=10, seeds=[wide])
+    ref = jg.simulate(prob, jg.algorithms.dpsgd(lr=0.1), topo, steps=20, eval_every=10, seed=wide, shard=False)
+    np.testing.assert_allclose(df.loss.values, ref.metrics["loss"], rtol=2e-6)
 
 def test_sweep_over_topologies_and_errors(setup):
     prob, algo, _ = setup
