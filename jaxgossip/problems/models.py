@@ -273,7 +273,7 @@ def logistic_regression(data="digits", n_workers: int = 16, partition: str = "ii
     L = _gram_top_eigenvalue(_with_ones(Xtr)) * (0.25 if k == 1 else 0.5) + reg
     name = data if isinstance(data, str) else "arrays"
     # the bias as a constant feature: [X, 1] @ [W; b] is one product with no slice of x (x's layout, W row-major then
-    # b, is the (p + 1, k) matrix's); 1.3-1.4x more D-PSGD steps per second at n = 64, d = 1000, batch 1
+    # b, is the (p + 1, k) matrix's); 1.2-1.4x more D-PSGD steps per second at n = 64, d = 1000, batch 1
     shards = (_with_ones(shards[0]), *shards[1:])
     return _problem(shards, (_with_ones(Xte), yte), np.zeros(p * k + k), Linear(p + 1, k, bias=False), logistic_loss,
                     batch_size, f"logistic({name}, {partition})", reg, 0.0, x_star, f_star, True, L,
