@@ -27,9 +27,9 @@ BACKENDS = ("auto", "dense", "gather", "shift", "sparse")
 
 __all__ = ["Mixing", "make_mixing", "shard_over", "BACKENDS", "DENSE_FRACTION", "SPARSE_PADDING"]
 
-#: "auto" uses the dense einsum when a worker has at least this fraction of n neighbours (dense graphs, tiny n);
-#: otherwise the O(n deg d) shift (permutation graphs) or gather backend. On a CPU at n = 64, d = 1000 a ring's shift
-#: step took 24 us against the dense einsum's 587 us.
+#: "auto" uses the dense einsum when W's entries fill at least this fraction of the n x n matrix (dense graphs, tiny n;
+#: a star's hub alone does not make it dense); otherwise the O(n deg d) shift (permutation graphs), gather or sparse
+#: backend. On a CPU at n = 64, d = 1000 a ring's shift step took 24 us against the dense einsum's 587 us.
 DENSE_FRACTION = 0.25
 
 #: "auto" uses the edge-list (segment-sum) backend instead of the padded gather when the table, n (deg_max + 1) slots,
@@ -98,7 +98,7 @@ def _choose_backend(topology: Topology, backend: str) -> str:
         raise ValueError(f"backend='shift' needs a shift-structured graph (ring, torus, ...); {topology.name} is not one.")
     if backend != "auto":
         return backend
-    if topology.max_degree + 1 >= DENSE_FRACTION * topology.n:
+    if topology.n + topology.degrees.sum() >= DENSE_FRACTION * topology.n**2:
         return "dense"
     if topology.permutations is not None:
         return "shift"

@@ -31,6 +31,8 @@ def test_gather_memory_is_n_deg():
     assert gossip.make_mixing(T.ring(16)).backend == "shift"
     assert gossip.make_mixing(T.ring(8)).backend == "dense"  # 3 of 8: a dense graph
     assert gossip.make_mixing(T.erdos_renyi(50, 0.4, seed=0)).backend == "dense"
+    star = T.star(5000)  # one hub of degree n - 1 does not make the graph dense
+    assert gossip.make_mixing(star).backend == "sparse" and "W" not in star.__dict__
 
 
 def test_hub_graphs_gossip_over_their_edges_not_a_padded_table():
