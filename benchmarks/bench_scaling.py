@@ -74,8 +74,24 @@ def _regime_slopes(sizes, other, ts, l2, l3):
     state = [4 * s * other for s in sizes]
     cached = [i for i, b in enumerate(state) if b <= l2][-3:]
     out_of_cache = [i for i, b in enumerate(state) if b >= 2 * l3][:3]
-    pick = lambda idx: (_slope([sizes[i] for i in idx], [ts[i] for i in idx]), sizes[idx[0]], sizes[idx[-1]])  # noqa: E731
+
+    def pick(idx):  # (slope, first size, last size); NaN where this machine's caches leave fewer than two sizes
+        if len(idx) < 2:
+            return float("nan"), None, None
+        return _slope([sizes[i] for i in idx], [ts[i] for i in idx]), sizes[idx[0]], sizes[idx[-1]]
+
     return pick(cached), pick(out_of_cache)
+
+
+def _describe(var, slope, first, last, regime):
+    if first is None:
+        return f"n/a ({regime}: fewer than two sizes on this machine)"
+    return f"{slope:.2f} for {var} = {first} -> {last} ({regime})"
+
+
+def _met(*slopes):
+    known = [s for s in slopes if s == s]
+    return ("yes" if max(known) < 1.5 else "no") if known else "-"
 
 
 def _fmt(t):
@@ -93,8 +109,8 @@ def run(quick=False):
         (s_in, a, b), (s_out, c, e) = _regime_slopes(ns, d, ts, l2, l3)
         cells = ", ".join(f"n={n}: {_fmt(t)} ({t / (n * d) * 1e9:.2f} ns per n d)" for n, t in zip(ns, ts))
         rows.append((f"time per step vs n, d={d}, ring, {label}",
-                     f"{cells}. Slope {s_in:.2f} for n = {a} -> {b} (state in L2), {s_out:.2f} for n = {c} -> {e} "
-                     f"(state >= 2x L3; {caches})", "~1 (n d), not 2", "yes" if max(s_in, s_out) < 1.5 else "no"))
+                     f"{cells}. Slope {_describe('n', s_in, a, b, 'state in L2')}, "
+                     f"{_describe('n', s_out, c, e, 'state >= 2x L3')}; {caches}", "~1 (n d), not 2", _met(s_in, s_out)))
     dense_ns = [64, 256, 1024, 2048, 4096]  # the contrast: W @ X costs n^2 d (a matmul: efficient only from n ~ 1024)
     ts = [_time_per_step(n, d, _ring, "dense", 20) for n in dense_ns]
     slope = _slope(dense_ns[2:], ts[2:])
@@ -107,7 +123,7 @@ def run(quick=False):
     (s_in, a, b), (s_out, c, e) = _regime_slopes(ds, n, ts, l2, l3)
     rows.append((f"time per step vs d, n={n}, ring, shift",
                  ", ".join(f"d={dd}: {_fmt(t)}" for dd, t in zip(ds, ts))
-                 + f". Slope {s_in:.2f} for d = {a} -> {b} (state in L2), {s_out:.2f} for d = {c} -> {e} (state >= 2x L3;"
-                 f" {caches})", "~1", "yes" if max(s_in, s_out) < 1.5 else "no"))
+                 + f". Slope {_describe('d', s_in, a, b, 'state in L2')}, {_describe('d', s_out, c, e, 'state >= 2x L3')};"
+                 f" {caches}", "~1", _met(s_in, s_out)))
     _problem.cache_clear()
     return rows
