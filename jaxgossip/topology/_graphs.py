@@ -31,7 +31,7 @@ def _symmetric_edges(n: int, i, j) -> tuple[np.ndarray, np.ndarray]:
     return key // n, key % n
 
 
-def _weighted(n: int, edges, weights: str, name: str, kappa: float | None = None, permutations=None) -> Topology:
+def _weighted(n: int, edges, weights: str, name: str, kappa: float | None = None) -> Topology:
     """The topology of an undirected graph (its symmetric edge list) with the given weight rule."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}.")
@@ -51,7 +51,7 @@ def _weighted(n: int, edges, weights: str, name: str, kappa: float | None = None
     diag = 1.0 - np.bincount(i, weights=w, minlength=n)
     idx = np.arange(n)
     return Topology._from_entries(n, np.concatenate([i, idx]), np.concatenate([j, idx]), np.concatenate([w, diag]),
-                                  name, permutations)
+                                  name)
 
 
 def _laplacian_lambda_max(n, i, j, deg) -> float:
@@ -68,12 +68,18 @@ def _laplacian_lambda_max(n, i, j, deg) -> float:
     return float(eigsh(L, k=1, which="LA", tol=1e-10, v0=np.ones(n) + np.arange(n) / n, return_eigenvectors=False)[0])
 
 
+def _first_row(topo: Topology) -> np.ndarray:
+    """W's row 0, dense (O(n))."""
+    row0 = np.zeros(topo.n)
+    first = topo._rows == 0
+    row0[topo._cols[first]] = topo._vals[first]
+    return row0
+
+
 def _permutations_if_uniform(topo: Topology, perms: list[np.ndarray]):
     """``(w_0, ((perm, w), ...))`` if W equals w_0 I + sum_k w_k P_k with constant weights, else None."""
     n = topo.n
-    row0 = np.zeros(n)
-    first = topo._rows == 0
-    row0[topo._cols[first]] = topo._vals[first]
+    row0 = _first_row(topo)
     w0 = row0[0]
     out = [(p.astype(np.int32), float(row0[p[0]])) for p in perms]
     idx = np.arange(n)
@@ -90,18 +96,17 @@ def _permutations_if_uniform(topo: Topology, perms: list[np.ndarray]):
 def _circulant_first_row(topo: Topology):
     """W's first row if W is circulant (``W_ij = r[(j - i) mod n]``), else None."""
     n = topo.n
-    row0 = np.zeros(n)
-    first = topo._rows == 0
-    row0[topo._cols[first]] = topo._vals[first]
-    if len(topo._vals) == n * int(first.sum()) and np.array_equal(row0[(topo._cols - topo._rows) % n], topo._vals):
+    row0 = _first_row(topo)
+    if len(topo._vals) == n * np.count_nonzero(topo._rows == 0) and np.array_equal(row0[(topo._cols - topo._rows) % n],
+                                                                                   topo._vals):
         return row0
     return None
 
 
-def _shift_topology(n, shifts, weights, name, kappa=None):
+def _shift_topology(n, shifts, weights, name):
     idx = np.arange(n)
     edges = _symmetric_edges(n, np.tile(idx, len(shifts)), np.concatenate([(idx + s) % n for s in shifts]))
-    topo = _weighted(n, edges, weights, name, kappa)
+    topo = _weighted(n, edges, weights, name)
     offsets = sorted({s % n for s in shifts} | {(-s) % n for s in shifts} - {0})
     topo.permutations = _permutations_if_uniform(topo, [(idx + s) % n for s in offsets])
     row0 = _circulant_first_row(topo)
