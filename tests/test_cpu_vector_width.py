@@ -1,0 +1,46 @@
+"""512-bit vectors on AVX-512 CPUs (jaxgossip/_threefry_cpu.compiler_options): chosen as documented, same random bits."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jaxgossip import _threefry_cpu
+
+
+@pytest.fixture
+def fresh_options(monkeypatch):
+    _threefry_cpu.compiler_options.cache_clear()
+    yield monkeypatch
+    _threefry_cpu.compiler_options.cache_clear()
+
+
+@pytest.mark.parametrize("env, avx512, expected", [("", True, 512), ("", False, None), ("256", True, None),
+                                                   ("512", False, 512)])
+def test_width_follows_the_cpu_unless_the_environment_says(fresh_options, env, avx512, expected):
+    fresh_options.setenv("JAXGOSSIP_CPU_VECTOR_WIDTH", env)
+    fresh_options.setattr(_threefry_cpu, "_has_avx512", lambda: avx512)
+    assert _threefry_cpu.compiler_options().get("xla_cpu_prefer_vector_width") == expected
+
+
+def test_a_bad_width_is_refused(fresh_options):
+    fresh_options.setenv("JAXGOSSIP_CPU_VECTOR_WIDTH", "1024")
+    with pytest.raises(ValueError, match="256 or 512"):
+        _threefry_cpu.compiler_options()
+
+
+def test_random_bits_and_a_run_are_the_same_at_both_widths():
+    code = ("import jax, numpy as np, jaxgossip as jg; from jaxgossip._threefry_cpu import compiler_options as o; "
+            "k = jax.random.key(7); u = jax.jit(lambda k: jax.random.uniform(k, (64, 257)), compiler_options=o())(k); "
+            "p = jg.problems.quadratic(n_workers=8, dim=10, seed=0); "
+            "r = jg.simulate(p, jg.algorithms.choco_sgd(lr=0.05, compressor=jg.compressors.quantize(bits=4)), "
+            "jg.topology.ring(8), steps=40, eval_every=20, seed=1, shard=False); "
+            "print(o(), np.asarray(u).tobytes().hex(), np.asarray(r.state.x).tobytes().hex())")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    outs = []
+    for width in ("256", "512"):
+        env["JAXGOSSIP_CPU_VECTOR_WIDTH"] = width
+        outs.append(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                   check=True).stdout.split("}")[-1].split())
+    assert outs[0] == outs[1]
