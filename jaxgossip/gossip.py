@@ -107,21 +107,27 @@ def _choose_backend(topology: Topology, backend: str) -> str:
     return "gather"
 
 
+def _device(x, dtype) -> jax.Array:
+    """x on the device as dtype, converted on the host: ``jnp.asarray(x, dtype)`` would compile a conversion program
+    for every new shape."""
+    return jax.device_put(np.asarray(x, dtype))
+
+
 def _single(topology: Topology, backend: str) -> Mixing:
-    diag = jnp.asarray(topology.self_weights, jnp.float32)
+    diag = _device(topology.self_weights, np.float32)
     if backend == "dense":
-        return Mixing(jnp.asarray(topology.W, jnp.float32), jnp.zeros((0,), jnp.int32), diag, "dense")
+        return Mixing(_device(topology.W, np.float32), _device(np.zeros(0), np.int32), diag, "dense")
     if backend == "gather":
         index, weight = topology.gather_index
-        return Mixing(jnp.asarray(weight, jnp.float32), jnp.asarray(index), diag, "gather")
+        return Mixing(_device(weight, np.float32), _device(index, np.int32), diag, "gather")
     if backend == "sparse":
         rows, cols, vals = topology.entries
         off = rows != cols
-        return Mixing(jnp.asarray(vals[off], jnp.float32), jnp.asarray(np.stack([rows[off], cols[off]]), jnp.int32),
-                      diag, "sparse")
+        return Mixing(_device(vals[off], np.float32), _device(np.stack([rows[off], cols[off]]), np.int32), diag,
+                      "sparse")
     w0, perms = topology.permutations
-    weights = jnp.asarray([w0] + [w for _, w in perms], jnp.float32)
-    index = jnp.asarray(np.stack([p for p, _ in perms]) if perms else np.zeros((0, topology.n), np.int32))
+    weights = _device([w0] + [w for _, w in perms], np.float32)
+    index = _device(np.stack([p for p, _ in perms]) if perms else np.zeros((0, topology.n)), np.int32)
     return Mixing(weights, index, diag, "shift")
 
 

@@ -111,7 +111,7 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
     if sharding is not None:  # shift graphs gossip by ppermute inside shard_map (bit-identical to one device)
         mixing = gossip.shard_over(mixing, sharding.mesh)
     period = len(topology.topologies) if isinstance(topology, TimeVarying) else 0
-    pricing = Pricing(network, compute, jnp.asarray(topology.degrees, jnp.float32), problem.n)
+    pricing = Pricing(network, compute, jax.device_put(np.asarray(topology.degrees, np.float32)), problem.n)
     config = {
         "algorithm": {"name": algorithm.name, **_hyper_summary(algorithm.hyper)},
         "kind": algorithm.kind,
@@ -219,8 +219,8 @@ def _init_state(algo, problem, mixing, pricing, X0):
 
 def fresh_carry(state, dtype, batch: tuple = ()) -> Carry:
     """Step 0's carry (``batch`` leading axes for a sweep): not stopped, no divergence reference yet (NaN: the first
-    chunk sets it)."""
-    return Carry(state, jnp.zeros(batch, jnp.int32), jnp.zeros(batch, bool), jnp.full(batch, jnp.nan, dtype))
+    chunk sets it). Host (NumPy) values: a jnp constructor would compile a small program for every new shape."""
+    return Carry(state, np.zeros(batch, np.int32), np.zeros(batch, bool), np.full(batch, np.nan, dtype))
 
 
 def _evaluate(problem, X):
@@ -240,9 +240,10 @@ def _place(tree, sharding, n):
 def initial_models(problem, x0=None):
     """The (n, d) stack of initial models: the problem's x0 on every worker, or a user's (d,) or (n, d) array."""
     n, d = problem.n, problem.d
-    x0 = problem.x0 if x0 is None else jnp.asarray(x0, problem.x0.dtype)
-    if x0.shape == (d,):
-        return jnp.tile(x0[None, :], (n, 1))
+    x0 = problem.x0 if x0 is None else x0
+    if np.shape(x0) == (d,):  # tiled on the host: jnp.tile compiles a program for every new (n, d)
+        return np.tile(np.asarray(x0, problem.x0.dtype), (n, 1))
+    x0 = jnp.asarray(x0, problem.x0.dtype)
     if x0.shape == (n, d):
         return x0
     raise ValueError(f"simulate: x0 must have shape (d,) = ({d},) or (n, d) = ({n}, {d}), got {x0.shape}.")
@@ -307,7 +308,7 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=
         num_evals = prep.steps // prep.eval_every
         per_chunk = _evals_per_chunk(num_evals, prep.eval_every) if chunk_evals is None else chunk_evals
         base_key = jax.random.key(prep.seed)
-        threshold = jnp.asarray(divergence_threshold, jnp.float32)
+        threshold = np.float32(divergence_threshold)
         show = progress if progress is not None else prep.steps >= 20000
         done = sum(len(c["step"]) for c in chunks)
         stopped = bool(chunks[-1]["stopped"][-1]) if chunks else False

@@ -67,7 +67,11 @@ def _apply(algorithm: Algorithm, point: dict) -> Algorithm:
 
 
 def _stack(trees):
-    return jax.tree.map(lambda *a: jnp.asarray(np.stack([np.asarray(x) for x in a])), *trees)
+    """Stack pytrees leaf by leaf on the host (in jax's canonical dtypes, so the device copy compiles nothing)."""
+    def leaf(*a):
+        a = np.stack([np.asarray(x) for x in a])
+        return jax.device_put(a.astype(jax.dtypes.canonicalize_dtype(a.dtype)))
+    return jax.tree.map(leaf, *trees)
 
 
 def _state_bytes(prep) -> int:
@@ -163,7 +167,7 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
             mixing = jax.device_put(mixing, sh)
     num_evals = prep.steps // prep.eval_every
     per_chunk = _evals_per_chunk(num_evals, prep.eval_every)
-    threshold = jnp.asarray(divergence_threshold, jnp.float32)
+    threshold = np.float32(divergence_threshold)
     chunks, m0 = [], None
     for _ in range(num_evals // per_chunk):
         carry, m = _run_batch(carry, algos, prep.problem, mixing, prep.pricing, keys, threshold, evals=per_chunk,

@@ -127,6 +127,48 @@ def test_compiles_once_per_static_configuration(quad, ring):
     assert sim_mod.TRACE_COUNT["chunk"] == after_first
 
 
+def _compiled_names(fn):
+    """The names of the programs XLA compiles while fn runs (from jax's compile log)."""
+    import logging
+
+    names = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            msg = record.getMessage()
+            if msg.startswith("Compiling jit("):
+                names.append(msg[len("Compiling jit("):].split(")")[0])
+
+    log, handler = logging.getLogger("jax"), Catch(level=logging.DEBUG)
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        with jax.log_compiles(True):
+            fn()
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    return names
+
+
+@pytest.mark.parametrize("backend", ["shift", "gather", "sparse", "dense"])
+def test_a_new_shape_compiles_no_host_constructor_programs(backend):
+    """The run's own programs compile; the topology's arrays, the initial stack and the carry go to the device from
+    the host (``jnp.asarray(x, dtype)``, ``jnp.tile`` or ``jnp.zeros`` would each compile a program per new shape)."""
+    prob = jg.problems.quadratic(n_workers=6, dim=13, samples_per_worker=7, seed=0)  # shapes no other test uses
+    run = lambda: jg.simulate(prob, jg.algorithms.dpsgd(lr=0.05), jg.topology.ring(6), steps=4, eval_every=2,  # noqa: E731
+                              backend=backend, shard=False)
+    names = _compiled_names(run)
+    assert "_chunk_impl" in names
+    assert not {"convert_element_type", "broadcast_in_dim", "tile", "concatenate"} & set(names), names
+    sweep = lambda: jg.sweep(prob, jg.algorithms.dpsgd(lr=0.05), jg.topology.ring(6), steps=4, eval_every=2,  # noqa: E731
+                             grid={"lr": [0.1, 0.2]}, seeds=[0, 1], backend=backend)
+    names = _compiled_names(sweep)
+    assert "_batched_chunk" in names
+    assert not {"convert_element_type", "broadcast_in_dim", "tile", "concatenate"} & set(names), names
+
+
 def test_same_seed_bit_identical_other_seed_differs(quad, ring):
     kw = dict(steps=200, eval_every=20, shard=False)
     comp = jg.compressors.quantize(3)
