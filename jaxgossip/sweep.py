@@ -148,18 +148,26 @@ def _plain(v):
 
 def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sweep):
     """Run one batch of (point, seed) pairs as one vmapped program: ``(metrics, diverged, diverged_step)``, each with
-    a leading axis over the pairs."""
+    a leading axis over the pairs.
+
+    With ``shard_sweep`` on several devices, a batch that does not divide over them is padded with copies of its last
+    pair (the same numbers again), whose results are dropped."""
+    B, devices = len(points), (len(jax.devices()) if shard_sweep else 1)
+    pad = (-B) % devices
+    if pad:
+        points, seeds = list(points) + [points[-1]] * pad, list(seeds) + [seeds[-1]] * pad
+        if mix_stack is not None:
+            mix_stack = jax.tree.map(lambda a: np.concatenate([a, np.repeat(np.asarray(a)[-1:], pad, 0)]), mix_stack)
     algos = _stack([_apply(prep.algorithm, p) for p in points])
     X0 = initial_models(prep.problem)
     mixing = mix_stack if mix_stack is not None else prep.mixing
     states = _init_batch(algos, prep.problem, mixing, prep.pricing, X0, mix_axis=0 if mix_stack is not None else None)
-    B = len(points)
-    carry = fresh_carry(states, prep.problem.x0.dtype, (B,))
+    carry = fresh_carry(states, prep.problem.x0.dtype, (B + pad,))
     if max(seeds) < 2**32:
         keys = _seed_keys(np.asarray(seeds, np.uint32))
     else:  # jax.random.key's own handling of wide seeds, one call each
         keys = jax.random.wrap_key_data(np.stack([np.asarray(jax.random.key_data(jax.random.key(s))) for s in seeds]))
-    if shard_sweep and len(jax.devices()) > 1 and B % len(jax.devices()) == 0:
+    if devices > 1:
         mesh = jax.sharding.Mesh(np.array(jax.devices()), ("sweep",))
         sh = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("sweep"))
         carry, algos, keys = jax.device_put((carry, algos, keys), sh)
@@ -178,7 +186,8 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
         chunks.append(rest)
         if bool(np.all(chunks[-1]["stopped"][:, -1])):
             break
-    return assemble_metrics(m0, chunks, num_evals, prep.eval_every)
+    metrics, diverged, step = assemble_metrics(m0, chunks, num_evals, prep.eval_every)
+    return {k: v[:B] for k, v in metrics.items()}, diverged[:B], step[:B]
 
 
 def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = None, seeds=(0,), eval_every=None,
@@ -199,7 +208,8 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
       batch_size: configurations per compiled batch (default: as many as fit in ``memory_limit``).
       memory_limit: bytes a batch may use (default: 70% of the accelerator's memory, or half the RAM on CPU).
       resume: a CSV path; finished configurations are appended after each batch (atomically) and skipped on rerun.
-      shard_sweep: spread each batch over all devices along the sweep axis (when the batch divides evenly).
+      shard_sweep: spread each batch over all devices along the sweep axis (a batch that does not divide evenly is
+        padded with copies of its last configuration, whose results are dropped).
       progress: print one line per batch.
 
     Returns:

@@ -128,3 +128,34 @@ def test_sweep_sharded_over_devices_equals_one_device(setup, devices, monkeypatc
     np.testing.assert_array_equal(one[keys].values, eight[keys].values)
     np.testing.assert_allclose(eight.loss.values, one.loss.values, rtol=1e-5)
     np.testing.assert_allclose(eight.consensus.values, one.consensus.values, rtol=1e-4, atol=1e-9)
+
+
+def test_sharded_sweep_pads_a_batch_that_does_not_divide_over_the_devices(setup, devices, monkeypatch):
+    """6 configurations (and a topology grid) on 8 devices: padded to 8, still spread, the padding dropped."""
+    prob, _, topo = setup
+    algo = jg.algorithms.dpsgd(lr=0.1)
+    grid = {"lr": [0.02, 0.1, 0.2], "topology": [jg.topology.ring(8), jg.topology.hypercube(8)]}
+    kw = dict(steps=20, eval_every=10, grid={"lr": grid["lr"]}, seeds=[0, 1])
+    seen, run_batch = [], sweep_mod._run_batch
+
+    def spy(carry, *args, **kwargs):
+        seen.append((len(jax.tree.leaves(carry)[0].sharding.device_set), jax.tree.leaves(carry)[0].shape[0]))
+        return run_batch(carry, *args, **kwargs)
+
+    one = jg.sweep(prob, algo, topo, shard_sweep=False, **kw)
+    monkeypatch.setattr(sweep_mod, "_run_batch", spy)
+    eight = jg.sweep(prob, algo, topo, shard_sweep=True, **kw)
+    assert seen and set(seen) == {(8, 8)}  # 6 configurations + 2 copies, one per device
+    keys = ["lr", "seed", "step"]
+    assert len(eight) == len(one) == 6 * 3
+    one, eight = one.sort_values(keys).reset_index(drop=True), eight.sort_values(keys).reset_index(drop=True)
+    np.testing.assert_array_equal(one[keys].values, eight[keys].values)
+    np.testing.assert_allclose(eight.loss.values, one.loss.values, rtol=1e-5)
+    topo_grid = jg.sweep(prob, algo, None, steps=20, eval_every=10, grid=grid, seeds=[0], shard_sweep=True,
+                         backend="dense")
+    assert len(topo_grid) == 6 * 3 and topo_grid.groupby(["lr", "topology"]).ngroups == 6
+    monkeypatch.setattr(sweep_mod, "_run_batch", run_batch)
+    plain = jg.sweep(prob, algo, None, steps=20, eval_every=10, grid=grid, seeds=[0], backend="dense")
+    cols = ["lr", "topology", "step"]
+    a, b = plain.sort_values(cols).reset_index(drop=True), topo_grid.sort_values(cols).reset_index(drop=True)
+    np.testing.assert_allclose(b.loss.values, a.loss.values, rtol=1e-5)
