@@ -80,14 +80,19 @@ def _state_bytes(prep) -> int:
     return int(sum(np.prod(s.shape) * s.dtype.itemsize for s in jax.tree.leaves(shapes)))
 
 
-def _memory_limit() -> int:
-    dev = jax.devices()[0]
+def _device_bytes_limit() -> int | None:
+    """The first device's own memory in bytes, or None where devices do not report one (CPU: they share the RAM)."""
     try:
-        stats = dev.memory_stats() or {}
+        stats = jax.devices()[0].memory_stats() or {}
     except Exception:  # noqa: BLE001 (CPU backends may not report)
         stats = {}
-    if "bytes_limit" in stats:
-        return int(0.7 * stats["bytes_limit"])
+    return int(stats["bytes_limit"]) if "bytes_limit" in stats else None
+
+
+def _memory_limit() -> int:
+    own = _device_bytes_limit()
+    if own is not None:
+        return int(0.7 * own)
     try:
         return int(0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError):
@@ -114,6 +119,14 @@ def _fitting(limit, prep) -> int:
     """How many configurations fit in ``limit`` bytes (at least 1)."""
     data, per = _memory_parts(prep)
     return max(1, int((limit - data) // max(per, 1)))
+
+
+def _sharing(shard_sweep: bool) -> int:
+    """How many devices' memories a sharded batch spreads over: all of them where each has its own (accelerators),
+    1 where they share the host's RAM (CPU devices)."""
+    if not shard_sweep or _device_bytes_limit() is None:
+        return 1
+    return len(jax.devices())
 
 
 def _batched_chunk(carry, algo, problem, mixing, pricing, key, threshold, *, evals, eval_every, period, mix_axis,
@@ -206,7 +219,8 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
         parameter as ``"compressor.bits"``, and ``"topology"`` (mixing matrices with the same n and structure).
       seeds: run seeds; seed s of a configuration gives the numbers ``simulate(..., seed=s)`` gives.
       batch_size: configurations per compiled batch (default: as many as fit in ``memory_limit``).
-      memory_limit: bytes a batch may use (default: 70% of the accelerator's memory, or half the RAM on CPU).
+      memory_limit: bytes a batch may use on one device (default: 70% of the accelerator's memory, or half the RAM on
+        CPU); with ``shard_sweep`` on accelerators a batch may hold that many configurations per device.
       resume: a CSV path; finished configurations are appended after each batch (atomically) and skipped on rerun.
       shard_sweep: spread each batch over all devices along the sweep axis (a batch that does not divide evenly is
         padded with copies of its last configuration, whose results are dropped).
@@ -239,7 +253,7 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
         todo = [(p, s) for p in points for s in seeds if _config_key(label, p, s) not in finished]
         if not todo:
             continue
-        B = batch_size or min(len(todo), _fitting(memory_limit or _memory_limit(), prep))
+        B = batch_size or min(len(todo), _fitting(memory_limit or _memory_limit(), prep) * _sharing(shard_sweep))
         for start in range(0, len(todo), B):
             part = todo[start : start + B]
             mix = None

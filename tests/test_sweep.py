@@ -159,3 +159,26 @@ def test_sharded_sweep_pads_a_batch_that_does_not_divide_over_the_devices(setup,
     cols = ["lr", "topology", "step"]
     a, b = plain.sort_values(cols).reset_index(drop=True), topo_grid.sort_values(cols).reset_index(drop=True)
     np.testing.assert_allclose(b.loss.values, a.loss.values, rtol=1e-5)
+
+
+def test_sharded_batches_use_every_accelerators_memory(setup, devices, monkeypatch):
+    """Where each device has its own memory, a sharded batch holds the configurations that fit per device times the
+    devices; CPU devices share the RAM, so there a sharded batch is sized as an unsharded one."""
+    prob, algo, topo = setup
+    m1 = sweep_mod.estimate_memory(prob, algo, topo, configs=1)
+    per = sweep_mod.estimate_memory(prob, algo, topo, configs=2) - m1
+    calls = []
+    orig = sweep_mod._run_batch_of
+    monkeypatch.setattr(sweep_mod, "_run_batch_of", lambda prep, points, *a: calls.append(len(points)) or
+                        orig(prep, points, *a))
+    grid, kw = {"lr": [0.05 * (i + 1) for i in range(10)]}, dict(steps=10, eval_every=10, seeds=[0, 1])
+    limit = m1 + per  # 2 configurations per device
+    jg.sweep(prob, algo, topo, grid=grid, memory_limit=limit, shard_sweep=True, **kw)
+    assert calls == [2] * 10  # CPU: shared RAM
+    calls.clear()
+    monkeypatch.setattr(sweep_mod, "_device_bytes_limit", lambda: 1 << 40)  # as an accelerator reports its own
+    jg.sweep(prob, algo, topo, grid=grid, memory_limit=limit, shard_sweep=True, **kw)
+    assert calls == [16, 4]  # 2 per device on 8 devices
+    calls.clear()
+    jg.sweep(prob, algo, topo, grid=grid, memory_limit=limit, shard_sweep=False, **kw)
+    assert calls == [2] * 10
