@@ -1,9 +1,5 @@
 """The unrolled CPU Threefry lowering (jaxgossip/_threefry_cpu.py) gives exactly jax's random bits."""
 
-import os
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +7,7 @@ import pytest
 
 import jaxgossip  # noqa: F401  (installs the lowering)
 from jaxgossip import _threefry_cpu
+from _fresh import outputs_per_value
 
 pytestmark = pytest.mark.skipif(not _threefry_cpu.installed(), reason="this jax has no rolled CPU Threefry lowering")
 
@@ -38,11 +35,6 @@ def test_random_numbers_equal_with_the_lowering_turned_off():
             "c = jax.random.split(jax.random.fold_in(k, 3), 4); "
             "print(jaxgossip._threefry_cpu.installed(), np.asarray(a).tobytes().hex(), np.asarray(b).tobytes().hex(), "
             "np.asarray(jax.random.key_data(c)).tobytes().hex())")
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    outs = []
-    for flag in ("0", "1"):
-        env["JAXGOSSIP_ROLLED_THREEFRY"] = flag
-        outs.append(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                   check=True).stdout.split())
+    outs = outputs_per_value(code, "JAXGOSSIP_ROLLED_THREEFRY", ("0", "1"))
     assert outs[0][0] == "True" and outs[1][0] == "False"
     assert outs[0][1:] == outs[1][1:]
