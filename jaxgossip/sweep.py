@@ -220,7 +220,7 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
       seeds: run seeds; seed s of a configuration gives the numbers ``simulate(..., seed=s)`` gives.
       batch_size: configurations per compiled batch (default: as many as fit in ``memory_limit``).
       memory_limit: bytes a batch may use on one device (default: 70% of the accelerator's memory, or half the RAM on
-        CPU); with ``shard_sweep`` on accelerators a batch may hold that many configurations per device.
+        CPU); with ``shard_sweep`` on accelerators, a batch holds what fits in this on every device.
       resume: a CSV path; finished configurations are appended after each batch (atomically) and skipped on rerun.
       shard_sweep: spread each batch over all devices along the sweep axis (a batch that does not divide evenly is
         padded with copies of its last configuration, whose results are dropped).
