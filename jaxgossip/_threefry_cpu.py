@@ -12,7 +12,7 @@ without it (``tests/test_threefry_cpu.py`` checks this against the rolled refere
 
 Each round's rotations are two shifts and an OR in 256-bit AVX2 registers, which XLA prefers by default; AVX-512 has a
 rotate instruction and twice the lanes. So where the CPU has AVX-512, jaxgossip compiles its run programs with
-``xla_cpu_prefer_vector_width=512`` (:func:`compiler_options`): the same integer bits and Threefry 1.1-1.6x faster.
+``xla_cpu_prefer_vector_width=512`` (:func:`compiler_options`): the same integer bits and Threefry 1.1-2.1x faster.
 On a 2-core AMD EPYC, steps of DCD-PSGD with a 16-bit quantizer at n = 64, d = 1000 went from 105-108 to 78-81 us and
 CHOCO-SGD's from 111-117 to 84-88 us; D-PSGD's did not change (``benchmarks/bench_rng.py`` has the Threefry row).
 ``JAXGOSSIP_CPU_VECTOR_WIDTH=256`` (or 512) before the import overrides the choice.
