@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import os
 
-__all__ = ["install", "installed", "compiler_options"]
+__all__ = ["install", "installed", "compiler_options", "run_jit"]
 
 _STATE = {"installed": False}
 
@@ -46,6 +46,40 @@ def compiler_options() -> dict:
     if width == "512" or (not width and _has_avx512()):
         return {"xla_cpu_prefer_vector_width": 512}
     return {}
+
+
+@functools.cache
+def _usable_options() -> dict:
+    """:func:`compiler_options` if the default backend is CPU and this XLA knows them (a newer one may have dropped a
+    flag: one tiny compile checks), else none. Called at the first run, when jax's backends are up."""
+    import jax
+    import numpy as np
+
+    options = compiler_options()
+    if not options or jax.default_backend() != "cpu":
+        return {}
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=options).lower(np.float32(0)).compile()
+    except Exception:  # noqa: BLE001 (jax raises its runtime error: "No such compile option")
+        return {}
+    return options
+
+
+def run_jit(fun, **jit_kwargs):
+    """``jax.jit(fun, **jit_kwargs)`` compiled with :func:`compiler_options` where they apply, decided at the first call
+    (deciding at import would start jax's backends before a user's ``jax.distributed.initialize``)."""
+
+    @functools.cache
+    def jitted():
+        import jax
+
+        return jax.jit(fun, compiler_options=_usable_options(), **jit_kwargs)
+
+    @functools.wraps(fun)
+    def call(*args, **kwargs):
+        return jitted()(*args, **kwargs)
+
+    return call
 
 
 def installed() -> bool:

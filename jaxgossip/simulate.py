@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgossip import gossip
-from jaxgossip._threefry_cpu import compiler_options
+from jaxgossip._threefry_cpu import run_jit
 from jaxgossip.algorithms._base import Algorithm, Context
 from jaxgossip.cost import ComputeModel, Network, Pricing
 from jaxgossip.problems._base import Problem
@@ -197,8 +197,7 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
     return jax.lax.scan(one_eval, carry, jnp.arange(evals + 1))
 
 
-_run_chunk = jax.jit(_chunk_impl, static_argnames=("evals", "eval_every", "period", "unroll"),
-                     compiler_options=compiler_options())
+_run_chunk = run_jit(_chunk_impl, static_argnames=("evals", "eval_every", "period", "unroll"))
 
 
 _BLOCK_KEYS = ("step", "bits", "sim_time", "stopped")

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgossip import gossip
-from jaxgossip._threefry_cpu import compiler_options
+from jaxgossip._threefry_cpu import run_jit
 from jaxgossip.algorithms._base import Algorithm
 from jaxgossip.result import atomic_write
 from jaxgossip.simulate import (_chunk_impl, _evals_per_chunk, _init_state, assemble_metrics, fresh_carry,
@@ -136,8 +136,7 @@ def _batched_chunk(carry, algo, problem, mixing, pricing, key, threshold, *, eva
     return jax.vmap(fn, in_axes=(0, 0, mix_axis, 0))(carry, algo, mixing, key)
 
 
-_run_batch = jax.jit(_batched_chunk, static_argnames=("evals", "eval_every", "period", "mix_axis", "unroll"),
-                     compiler_options=compiler_options())
+_run_batch = run_jit(_batched_chunk, static_argnames=("evals", "eval_every", "period", "mix_axis", "unroll"))
 
 
 _seed_keys = jax.jit(jax.vmap(jax.random.key))  # the keys jax.random.key(s) gives, for all seeds in one call

@@ -38,3 +38,26 @@ def test_random_bits_and_a_run_are_the_same_at_both_widths():
     narrow, wide = outputs_per_value(code, "JAXGOSSIP_CPU_VECTOR_WIDTH", ("256", "512"))
     assert (narrow[0], wide[0]) == ("256", "512")
     assert narrow[1:] == wide[1:]
+
+
+def test_options_this_xla_does_not_know_are_dropped_not_fatal(monkeypatch):
+    """A newer XLA may drop a flag: the first run checks the options with one tiny compile and runs without them."""
+    import jax.numpy as jnp
+
+    monkeypatch.setattr(_threefry_cpu, "compiler_options", lambda: {"xla_cpu_no_such_option_anywhere": 1})
+    _threefry_cpu._usable_options.cache_clear()
+    try:
+        assert _threefry_cpu._usable_options() == {}
+        double = _threefry_cpu.run_jit(lambda x, *, k: k * x, static_argnames=("k",))
+        assert float(double(jnp.float32(2.0), k=3)) == 6.0
+    finally:
+        _threefry_cpu._usable_options.cache_clear()
+
+
+def test_known_options_are_used_on_cpu(monkeypatch):
+    monkeypatch.setattr(_threefry_cpu, "compiler_options", lambda: {"xla_cpu_prefer_vector_width": 512})
+    _threefry_cpu._usable_options.cache_clear()
+    try:
+        assert _threefry_cpu._usable_options() == {"xla_cpu_prefer_vector_width": 512}
+    finally:
+        _threefry_cpu._usable_options.cache_clear()
