@@ -39,7 +39,7 @@ def _has_avx512() -> bool:
 @functools.cache
 def compiler_options() -> dict:
     """XLA options for jaxgossip's compiled runs (``jax.jit(..., compiler_options=...)``): 512-bit vectors where the CPU
-    has AVX-512 (or as ``JAXGOSSIP_CPU_VECTOR_WIDTH`` says), else none. CPU-only flags: other backends ignore them."""
+    has AVX-512 (or as ``JAXGOSSIP_CPU_VECTOR_WIDTH`` says), else none. :func:`run_jit` applies them on CPU only."""
     width = os.environ.get("JAXGOSSIP_CPU_VECTOR_WIDTH", "")
     if width not in ("", "256", "512"):
         raise ValueError(f"JAXGOSSIP_CPU_VECTOR_WIDTH must be 256 or 512, got {width!r}.")
