@@ -18,6 +18,11 @@ def best_time(fn, repeats=3):
     return best
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS reports one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -31,6 +36,6 @@ def machine() -> str:
     except (ValueError, OSError):
         mem = float("nan")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}; {os.cpu_count()} logical cores visible (affinity {len(os.sched_getaffinity(0))}); {mem:.0f} GiB RAM; "
+    return (f"{cpu}; {os.cpu_count()} logical cores visible (affinity {usable_cores()}); {mem:.0f} GiB RAM; "
             f"{platform.system()} {platform.release()}; Python {platform.python_version()}; jax {jax.__version__}; "
             f"devices {jax.devices()}; load average at start {load:.1f}")

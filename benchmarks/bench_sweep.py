@@ -18,6 +18,7 @@ import tempfile
 import time
 
 import jaxgossip as jg
+from _common import usable_cores
 
 PER_CORE = r"""
 import sys, time
@@ -89,10 +90,6 @@ def _processes(lrs, steps):
         return time.perf_counter() - t
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
 def _per_core(cores, steps):
     """(cold, warm) pairs of (sweep, 64 simulate calls) seconds, in a process with one CPU device per core."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
@@ -121,7 +118,7 @@ def run(quick=False):
 
     if jax.default_backend() != "cpu":  # 64 processes would each start the GPU runtime: minutes of a short lease
         return rows
-    cores = _cores()
+    cores = usable_cores()
     if cores > 1:
         cold_pc, warm_pc = _per_core(cores, steps)
         rows += [(f"64 configurations (quadratic n=16, d=50, {steps} steps): one sweep sharded over {cores} CPU devices "
