@@ -79,14 +79,20 @@ def jax_steps_per_second(prob, algo, steps, repeats=5, compile=True):
     return steps / best
 
 
-def run(quick=False, rounds=3):
+def problem_and_cases():
+    """The logistic regression problem and the (label, key, algorithm) triples that are timed on it."""
     X, y = _data()
     prob = jg.problems.logistic_regression((X, y), n_workers=N, batch_size=1, solve_optimum=False)
     assert prob.d == 1000
     comp = jg.compressors.quantize(bits=BITS)  # 8 bits breaks DCD's condition on ring(64) (it warns and may diverge)
-    cases = [("D-PSGD", "dpsgd", jg.algorithms.dpsgd(lr=LR)),
-             (f"DCD-PSGD ({BITS}-bit)", "dcd", jg.algorithms.dcd_psgd(lr=LR, compressor=comp)),
-             (f"CHOCO-SGD ({BITS}-bit)", "choco", jg.algorithms.choco_sgd(lr=LR, compressor=comp))]
+    return prob, [("D-PSGD", "dpsgd", jg.algorithms.dpsgd(lr=LR)),
+                  (f"DCD-PSGD ({BITS}-bit)", "dcd", jg.algorithms.dcd_psgd(lr=LR, compressor=comp)),
+                  (f"CHOCO-SGD ({BITS}-bit)", "choco", jg.algorithms.choco_sgd(lr=LR, compressor=comp))]
+
+
+def run(quick=False, rounds=3):
+    X, y = _data()
+    prob, cases = problem_and_cases()
     np_steps, jax_steps = (20, 2000) if quick else (50, 5000)
     for _, _, algo in cases:  # compile first: the rounds below time only compiled runs
         jax_steps_per_second(prob, algo, jax_steps, repeats=0)

@@ -28,7 +28,7 @@ sys.path.insert(0, sys.argv[3])
 import jaxgossip as jg
 import bench_sweep as b
 steps = int(sys.argv[2])
-prob, topo, lrs = jg.problems.quadratic(n_workers=16, dim=50, samples_per_worker=20, seed=0), jg.topology.ring(16), b.LRS
+prob, topo, lrs = b.problem(), jg.topology.ring(16), b.LRS
 tiny = jg.problems.quadratic(n_workers=4, dim=5, samples_per_worker=4, seed=0)
 b._sweep(tiny, jg.topology.ring(4), lrs, 20, shard_sweep=True)
 b._separate(tiny, jg.topology.ring(4), lrs[:1], 20)
@@ -50,6 +50,11 @@ jg.simulate(prob, jg.algorithms.dpsgd(lr=lr), jg.topology.ring(16), steps=steps,
 
 
 LRS = [0.005 * (i + 1) for i in range(8)]
+
+
+def problem():
+    """The swept problem (the 64-process script builds the same one without importing this file)."""
+    return jg.problems.quadratic(n_workers=16, dim=50, samples_per_worker=20, seed=0)
 
 
 def _sweep(prob, topo, lrs, steps, shard_sweep=False):
@@ -100,7 +105,7 @@ def _per_core(cores, steps):
 
 
 def run(quick=False):
-    prob = jg.problems.quadratic(n_workers=16, dim=50, samples_per_worker=20, seed=0)
+    prob = problem()
     topo = jg.topology.ring(16)
     lrs = LRS
     steps = 500 if quick else 1000

@@ -30,19 +30,15 @@ import jaxgossip as jg  # noqa: E402
 
 
 def _e2e_run(key, steps):
-    X, y = bench_e2e._data()
-    prob = jg.problems.logistic_regression((X, y), n_workers=bench_e2e.N, batch_size=1, solve_optimum=False)
-    comp = jg.compressors.quantize(bits=bench_e2e.BITS)
-    algo = {"dpsgd": jg.algorithms.dpsgd(lr=bench_e2e.LR),
-            "dcd": jg.algorithms.dcd_psgd(lr=bench_e2e.LR, compressor=comp),
-            "choco": jg.algorithms.choco_sgd(lr=bench_e2e.LR, compressor=comp)}[key]
+    prob, cases = bench_e2e.problem_and_cases()
+    algo = {k: a for _, k, a in cases}[key]
     topo = jg.topology.ring(bench_e2e.N)
     return lambda: jg.simulate(prob, algo, topo, steps=steps, eval_every=steps, shard=False)
 
 
 def _sweep_run(steps):
-    prob = jg.problems.quadratic(n_workers=16, dim=50, samples_per_worker=20, seed=0)
-    return lambda: bench_sweep._sweep(prob, jg.topology.ring(16), bench_sweep.LRS, steps)
+    prob, topo = bench_sweep.problem(), jg.topology.ring(16)
+    return lambda: bench_sweep._sweep(prob, topo, bench_sweep.LRS, steps)
 
 
 def hlo_names(directory: str) -> set:
