@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxgossip import _pytree as struct
+from jaxgossip._host import to_device
 
 from jaxgossip.topology import Topology, TimeVarying
 
@@ -107,27 +108,21 @@ def _choose_backend(topology: Topology, backend: str) -> str:
     return "gather"
 
 
-def _device(x, dtype) -> jax.Array:
-    """x on the device as dtype, converted on the host: ``jnp.asarray(x, dtype)`` would compile a conversion program
-    for every new shape."""
-    return jax.device_put(np.asarray(x, dtype))
-
-
 def _single(topology: Topology, backend: str) -> Mixing:
-    diag = _device(topology.self_weights, np.float32)
+    diag = to_device(topology.self_weights, np.float32)
     if backend == "dense":
-        return Mixing(_device(topology.W, np.float32), _device(np.zeros(0), np.int32), diag, "dense")
+        return Mixing(to_device(topology.W, np.float32), to_device(np.zeros(0), np.int32), diag, "dense")
     if backend == "gather":
         index, weight = topology.gather_index
-        return Mixing(_device(weight, np.float32), _device(index, np.int32), diag, "gather")
+        return Mixing(to_device(weight, np.float32), to_device(index, np.int32), diag, "gather")
     if backend == "sparse":
         rows, cols, vals = topology.entries
         off = rows != cols
-        return Mixing(_device(vals[off], np.float32), _device(np.stack([rows[off], cols[off]]), np.int32), diag,
+        return Mixing(to_device(vals[off], np.float32), to_device(np.stack([rows[off], cols[off]]), np.int32), diag,
                       "sparse")
     w0, perms = topology.permutations
-    weights = _device([w0] + [w for _, w in perms], np.float32)
-    index = _device(np.stack([p for p, _ in perms]) if perms else np.zeros((0, topology.n)), np.int32)
+    weights = to_device([w0] + [w for _, w in perms], np.float32)
+    index = to_device(np.stack([p for p, _ in perms]) if perms else np.zeros((0, topology.n)), np.int32)
     return Mixing(weights, index, diag, "shift")
 
 

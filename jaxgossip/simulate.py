@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgossip import gossip
+from jaxgossip._host import to_device
 from jaxgossip._threefry_cpu import run_jit
 from jaxgossip.algorithms._base import Algorithm, Context
 from jaxgossip.cost import ComputeModel, Network, Pricing
@@ -111,7 +112,7 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
     if sharding is not None:  # shift graphs gossip by ppermute inside shard_map (bit-identical to one device)
         mixing = gossip.shard_over(mixing, sharding.mesh)
     period = len(topology.topologies) if isinstance(topology, TimeVarying) else 0
-    pricing = Pricing(network, compute, jax.device_put(np.asarray(topology.degrees, np.float32)), problem.n)
+    pricing = Pricing(network, compute, to_device(topology.degrees, np.float32), problem.n)
     config = {
         "algorithm": {"name": algorithm.name, **_hyper_summary(algorithm.hyper)},
         "kind": algorithm.kind,
@@ -242,10 +243,9 @@ def initial_models(problem, x0=None):
     x0 = problem.x0 if x0 is None else x0
     if np.shape(x0) == (d,):  # tiled on the host: jnp.tile compiles a program for every new (n, d)
         return np.tile(np.asarray(x0, problem.x0.dtype), (n, 1))
-    x0 = jnp.asarray(x0, problem.x0.dtype)
-    if x0.shape == (n, d):
-        return x0
-    raise ValueError(f"simulate: x0 must have shape (d,) = ({d},) or (n, d) = ({n}, {d}), got {x0.shape}.")
+    if np.shape(x0) == (n, d):
+        return to_device(x0, problem.x0.dtype)
+    raise ValueError(f"simulate: x0 must have shape (d,) = ({d},) or (n, d) = ({n}, {d}), got {np.shape(x0)}.")
 
 
 def _evals_per_chunk(num_evals: int, eval_every: int, target_steps: int = 2000) -> int:

@@ -169,6 +169,29 @@ def test_a_new_shape_compiles_no_host_constructor_programs(backend):
     assert not {"convert_element_type", "broadcast_in_dim", "tile", "concatenate"} & set(names), names
 
 
+def test_building_problems_of_a_new_shape_compiles_nothing():
+    """Problems convert their arrays on the host (float64 features, int64 labels included) before sending them."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((70, 11)), rng.integers(0, 3, 70)  # float64, int64: shapes no other test uses
+    names = _compiled_names(lambda: (jg.problems.quadratic(n_workers=5, dim=17, samples_per_worker=9, seed=0),
+                                     jg.problems.logistic_regression((X, y), n_workers=5, batch_size=2)))
+    assert names == [], names
+    prob = jg.problems.logistic_regression((X, y), n_workers=5, batch_size=2)
+    assert prob.data_y.dtype == jnp.int32 and prob.data_x.dtype == jnp.float32
+
+
+def test_a_users_stack_of_initial_models_is_sent_not_converted_on_the_device():
+    from jaxgossip.simulate import initial_models
+
+    prob = jg.problems.quadratic(n_workers=3, dim=19, samples_per_worker=4, seed=0)
+    X0 = np.arange(3 * 19, dtype=np.float64).reshape(3, 19)
+    built = []
+    names = _compiled_names(lambda: built.append(initial_models(prob, X0)))
+    assert names == [], names
+    stack = built[0]
+    assert stack.dtype == jnp.float32 and np.array_equal(np.asarray(stack), X0.astype(np.float32))
+
+
 def test_same_seed_bit_identical_other_seed_differs(quad, ring):
     kw = dict(steps=200, eval_every=20, shard=False)
     comp = jg.compressors.quantize(3)

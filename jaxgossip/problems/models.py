@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from jaxgossip._host import to_device
 from jaxgossip.problems import data as data_lib
 from jaxgossip.problems._base import Problem
 
@@ -97,11 +98,11 @@ def _problem(shards, test, x0, model, loss, batch_size, name, reg, grad_noise=0.
     if not 0 <= grad_noise < float("inf"):
         raise ValueError(f"grad_noise must be a finite number >= 0, got {grad_noise}.")
     return Problem(
-        data_x=jnp.asarray(X, jnp.float32), data_y=jnp.asarray(y), counts=jnp.asarray(counts, jnp.int32),
-        test_x=jnp.asarray(test[0], jnp.float32), test_y=jnp.asarray(test[1]),
-        x0=jnp.asarray(x0, jnp.float32), reg=jnp.asarray(reg, jnp.float32), grad_noise=float(grad_noise),
-        x_star=None if x_star is None else jnp.asarray(x_star, jnp.float32),
-        f_star=None if f_star is None else jnp.asarray(f_star, jnp.float32),
+        data_x=to_device(X, np.float32), data_y=to_device(y), counts=to_device(counts, np.int32),
+        test_x=to_device(test[0], np.float32), test_y=to_device(test[1]),
+        x0=to_device(x0, np.float32), reg=to_device(reg, np.float32), grad_noise=float(grad_noise),
+        x_star=None if x_star is None else to_device(x_star, np.float32),
+        f_star=None if f_star is None else to_device(f_star, np.float32),
         model=model, loss=loss, batch_size=int(batch_size), name=name, classification=classification,
         L=None if L is None else float(L), mu=None if mu is None else float(mu),
     )
