@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxgossip import _pytree as struct
+from jaxgossip._host import to_device
 
 __all__ = ["Network", "ComputeModel", "Cost", "Pricing", "DISTRIBUTIONS", "NETWORK_PRESETS", "HIGH_LATENCY"]
 
@@ -163,7 +164,7 @@ class ComputeModel:
                 v = np.asarray(self.values, dtype=np.float64)
                 if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)) or not np.all(v > 0):
                     raise ValueError("ComputeModel: values must be a non-empty 1-D array of speeds > 0.")
-                object.__setattr__(self, "values", jnp.asarray(v, jnp.float32))
+                object.__setattr__(self, "values", to_device(v, np.float32))
         if _is_number(self.slowdown) and not self.slowdown >= 1:
             raise ValueError(f"ComputeModel: slowdown must be >= 1, got {self.slowdown}.")
         if not isinstance(self.stragglers, tuple) or not all(isinstance(i, int) and i >= 0 for i in self.stragglers):
