@@ -15,7 +15,7 @@ import tempfile
 import jax
 import numpy as np
 
-from jaxgossip.simulate import Carry, _init_state, initial_models, prepare, run_prepared, to_host
+from jaxgossip.simulate import Carry, prepare, run_prepared, state_shapes, to_host
 
 __all__ = ["simulate", "save", "load"]
 
@@ -62,8 +62,7 @@ def _is_key(a) -> bool:
 
 
 def _template(prep):
-    X0 = initial_models(prep.problem)
-    state = jax.eval_shape(lambda: _init_state(prep.algorithm, prep.problem, prep.mixing, prep.pricing, X0))
+    state = state_shapes(prep)
     loss0 = jax.ShapeDtypeStruct((), prep.problem.x0.dtype)
     return Carry(state, jax.ShapeDtypeStruct((), np.int32), jax.ShapeDtypeStruct((), bool), loss0)
 

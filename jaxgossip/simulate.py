@@ -217,6 +217,12 @@ def _init_state(algo, problem, mixing, pricing, X0):
     return algo.init(X0, Context(problem, mixing, pricing, jnp.zeros((), jnp.int32)))
 
 
+def state_shapes(prep: Prepared):
+    """The shapes and dtypes of the algorithm's state (no computation). ``eval_shape`` of the jitted function reuses
+    its trace for the same shapes; ``jax.eval_shape`` of a new closure would trace again on every call."""
+    return _init_state.eval_shape(prep.algorithm, prep.problem, prep.mixing, prep.pricing, initial_models(prep.problem))
+
+
 def fresh_carry(state, dtype, batch: tuple = ()) -> Carry:
     """Step 0's carry (``batch`` leading axes for a sweep): not stopped, no divergence reference yet (NaN: the first
     chunk sets it). Host (NumPy) values: a jnp constructor would compile a small program for every new shape."""

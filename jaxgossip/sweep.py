@@ -23,7 +23,7 @@ from jaxgossip._threefry_cpu import run_jit
 from jaxgossip.algorithms._base import Algorithm
 from jaxgossip.result import atomic_write
 from jaxgossip.simulate import (_chunk_impl, _evals_per_chunk, _init_state, assemble_metrics, fresh_carry,
-                                initial_models, prepare, split_entry0, step_unroll)
+                                initial_models, prepare, split_entry0, state_shapes, step_unroll)
 
 __all__ = ["sweep", "estimate_memory", "expand_grid"]
 
@@ -75,8 +75,7 @@ def _stack(trees):
 
 
 def _state_bytes(prep) -> int:
-    X0 = initial_models(prep.problem)
-    shapes = jax.eval_shape(lambda: _init_state(prep.algorithm, prep.problem, prep.mixing, prep.pricing, X0))
+    shapes = state_shapes(prep)
     return int(sum(np.prod(s.shape) * s.dtype.itemsize for s in jax.tree.leaves(shapes)))
 
 
@@ -249,7 +248,7 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
                        compute=compute, backend=backend, shard=False)
         for p in points:
             _apply(algo, p)  # validate names before compiling
-        todo = [(p, s) for p in points for s in seeds if _config_key(label, p, s) not in finished]
+        todo = [(p, s) for p in points for s in seeds if not finished or _config_key(label, p, s) not in finished]
         if not todo:
             continue
         B = batch_size or min(len(todo), _fitting(memory_limit or _memory_limit(), prep) * _sharing(shard_sweep))
