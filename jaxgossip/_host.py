@@ -15,6 +15,8 @@ __all__ = ["to_device"]
 
 def to_device(x, dtype=None) -> jax.Array:
     """``x`` as a device array of ``dtype`` (default: jax's canonical dtype for x's, e.g. int64 -> int32 without x64),
-    converted on the host."""
+    converted on the host. A device array that already has the dtype is returned as it is."""
+    if isinstance(x, jax.Array) and (dtype is None or x.dtype == np.dtype(dtype)):
+        return x
     a = np.asarray(x) if dtype is None else np.asarray(x, dtype)
     return jax.device_put(a.astype(jax.dtypes.canonicalize_dtype(a.dtype), copy=False))

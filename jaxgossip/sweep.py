@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgossip import gossip
+from jaxgossip._host import to_device
 from jaxgossip._threefry_cpu import run_jit
 from jaxgossip.algorithms._base import Algorithm
 from jaxgossip.result import atomic_write
@@ -68,10 +69,7 @@ def _apply(algorithm: Algorithm, point: dict) -> Algorithm:
 
 def _stack(trees):
     """Stack pytrees leaf by leaf on the host (in jax's canonical dtypes, so the device copy compiles nothing)."""
-    def leaf(*a):
-        a = np.stack([np.asarray(x) for x in a])
-        return jax.device_put(a.astype(jax.dtypes.canonicalize_dtype(a.dtype)))
-    return jax.tree.map(leaf, *trees)
+    return jax.tree.map(lambda *a: to_device(np.stack([np.asarray(x) for x in a])), *trees)
 
 
 def _state_bytes(prep) -> int:

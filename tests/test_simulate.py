@@ -190,6 +190,7 @@ def test_a_users_stack_of_initial_models_is_sent_not_converted_on_the_device():
     assert names == [], names
     stack = built[0]
     assert stack.dtype == jnp.float32 and np.array_equal(np.asarray(stack), X0.astype(np.float32))
+    assert initial_models(prob, stack) is stack  # a device stack of the right dtype is used as it is
 
 
 def test_same_seed_bit_identical_other_seed_differs(quad, ring):
