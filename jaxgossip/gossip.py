@@ -108,21 +108,23 @@ def _choose_backend(topology: Topology, backend: str) -> str:
     return "gather"
 
 
-def _single(topology: Topology, backend: str) -> Mixing:
-    diag = to_device(topology.self_weights, np.float32)
+def _single(topology: Topology, backend: str, put=to_device) -> Mixing:
+    """One graph's mixing; ``put(array, dtype)`` makes its arrays (on the device by default, on the host for
+    :func:`make_mixing` to pad and stack a time-varying sequence first)."""
+    diag = put(topology.self_weights, np.float32)
     if backend == "dense":
-        return Mixing(to_device(topology.W, np.float32), to_device(np.zeros(0), np.int32), diag, "dense")
+        return Mixing(put(topology.W, np.float32), put(np.zeros(0), np.int32), diag, "dense")
     if backend == "gather":
         index, weight = topology.gather_index
-        return Mixing(to_device(weight, np.float32), to_device(index, np.int32), diag, "gather")
+        return Mixing(put(weight, np.float32), put(index, np.int32), diag, "gather")
     if backend == "sparse":
         rows, cols, vals = topology.entries
         off = rows != cols
-        return Mixing(to_device(vals[off], np.float32), to_device(np.stack([rows[off], cols[off]]), np.int32), diag,
+        return Mixing(put(vals[off], np.float32), put(np.stack([rows[off], cols[off]]), np.int32), diag,
                       "sparse")
     w0, perms = topology.permutations
-    weights = to_device([w0] + [w for _, w in perms], np.float32)
-    index = to_device(np.stack([p for p, _ in perms]) if perms else np.zeros((0, topology.n)), np.int32)
+    weights = put([w0] + [w for _, w in perms], np.float32)
+    index = put(np.stack([p for p, _ in perms]) if perms else np.zeros((0, topology.n)), np.int32)
     return Mixing(weights, index, diag, "shift")
 
 
@@ -138,22 +140,23 @@ def make_mixing(topology: Topology | TimeVarying, backend: str = "auto") -> Mixi
         # one backend for the whole sequence, its tables padded to a common shape: gather for shift graphs too (their
         # permutation counts may differ), the edge lists when one graph needs them, dense when one graph is dense
         b = "dense" if "dense" in chosen else ("sparse" if "sparse" in chosen else "gather")
-        mixes = [_single(t, b) for t in tops]
+        mixes = [_single(t, b, put=np.asarray) for t in tops]  # padded and stacked on the host, sent once
         if b == "gather":
             k = max(m.index.shape[1] for m in mixes)
             mixes = [m.replace(index=_pad(m.index, k, m.index[:, :1]), weights=_pad(m.weights, k, 0.0)) for m in mixes]
         elif b == "sparse":  # padding edges: weight 0 on (n - 1, n - 1), after every real edge (rows stay sorted)
             e = max(m.index.shape[1] for m in mixes)
             mixes = [m.replace(index=_pad(m.index, e, topology.n - 1), weights=_pad(m.weights, e, 0.0)) for m in mixes]
-        return jax.tree.map(lambda *a: jnp.stack(a), *mixes)
+        return jax.tree.map(lambda *a: to_device(np.stack(a)), *mixes)
     return _single(topology, _choose_backend(topology, backend))
 
 
 def _pad(a, size, fill):
-    """``a`` padded along its last axis to ``size`` with ``fill`` (a scalar, or a column broadcast along it)."""
+    """Host array ``a`` padded along its last axis to ``size`` with ``fill`` (a scalar, or a column broadcast along
+    it)."""
     extra = size - a.shape[-1]
-    fill = jnp.broadcast_to(jnp.asarray(fill, a.dtype), a.shape[:-1] + (extra,))
-    return jnp.concatenate([a, fill], axis=-1)
+    fill = np.broadcast_to(np.asarray(fill, a.dtype), a.shape[:-1] + (extra,))
+    return np.concatenate([a, fill], axis=-1)
 
 
 def select(mixing: Mixing, step: Any, period: int) -> Mixing:

@@ -162,6 +162,10 @@ def test_a_new_shape_compiles_no_host_constructor_programs(backend):
     names = _compiled_names(run)
     assert "_chunk_impl" in names
     assert not {"convert_element_type", "broadcast_in_dim", "tile", "concatenate"} & set(names), names
+    # a time-varying sequence is padded (tables of different widths) and stacked on the host too
+    tv = jg.topology.time_varying([jg.topology.ring(6), jg.topology.exponential(6)])
+    names = _compiled_names(lambda: jg.gossip.make_mixing(tv, backend))
+    assert names == [], names
     sweep = lambda: jg.sweep(prob, jg.algorithms.dpsgd(lr=0.05), jg.topology.ring(6), steps=4, eval_every=2,  # noqa: E731
                              grid={"lr": [0.1, 0.2]}, seeds=[0, 1], backend=backend)
     names = _compiled_names(sweep)

@@ -20,8 +20,9 @@ import math
 from typing import Any, Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 from jaxgossip import _pytree as struct
+from jaxgossip._host import to_device
 from jaxgossip.compressors._base import check_range
 
 from jaxgossip.cost import Pricing
@@ -79,7 +80,7 @@ class Algorithm:
         if unknown:
             raise ValueError(f"{self.name}: unknown hyperparameters {sorted(unknown)}; it has {sorted(self.hyper)}.")
         hyper = dict(self.hyper)
-        hyper.update({k: jnp.asarray(v, jnp.float32) if isinstance(v, (int, float)) else v for k, v in kwargs.items()})
+        hyper.update({k: to_device(v, np.float32) if isinstance(v, (int, float)) else v for k, v in kwargs.items()})
         return self.replace(hyper=hyper)
 
     def __repr__(self) -> str:
@@ -118,7 +119,7 @@ def as_float(name: str, arg: str, value, low=None, high=None, low_open=True, hig
         return value
     lo, hi = -math.inf if low is None else low, math.inf if high is None else high
     check_range(name, arg, value, lo, hi, low_open=low_open and low is not None, high_open=high_open and high is not None)
-    return jnp.asarray(float(value), jnp.float32)
+    return to_device(float(value), np.float32)
 
 
 def check_optimizer(name, optimizer):
