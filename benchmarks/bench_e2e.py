@@ -79,9 +79,8 @@ def jax_steps_per_second(prob, algo, steps, repeats=5, compile=True):
     return steps / best
 
 
-def problem_and_cases():
-    """The logistic regression problem and the (label, key, algorithm) triples that are timed on it."""
-    X, y = _data()
+def problem_and_cases(X, y):
+    """The logistic regression problem on ``_data()`` and the (label, key, algorithm) triples that are timed on it."""
     prob = jg.problems.logistic_regression((X, y), n_workers=N, batch_size=1, solve_optimum=False)
     assert prob.d == 1000
     comp = jg.compressors.quantize(bits=BITS)  # 8 bits breaks DCD's condition on ring(64) (it warns and may diverge)
@@ -92,7 +91,7 @@ def problem_and_cases():
 
 def run(quick=False, rounds=3):
     X, y = _data()
-    prob, cases = problem_and_cases()
+    prob, cases = problem_and_cases(X, y)
     np_steps, jax_steps = (20, 2000) if quick else (50, 5000)
     for _, _, algo in cases:  # compile first: the rounds below time only compiled runs
         jax_steps_per_second(prob, algo, jax_steps, repeats=0)

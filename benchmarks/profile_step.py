@@ -30,7 +30,7 @@ import jaxgossip as jg  # noqa: E402
 
 
 def _e2e_run(key, steps):
-    prob, cases = bench_e2e.problem_and_cases()
+    prob, cases = bench_e2e.problem_and_cases(*bench_e2e._data())
     algo = {k: a for _, k, a in cases}[key]
     topo = jg.topology.ring(bench_e2e.N)
     return lambda: jg.simulate(prob, algo, topo, steps=steps, eval_every=steps, shard=False)
