@@ -61,7 +61,7 @@ def _sweep(prob, topo, lrs, steps, shard_sweep=False):
     t = time.perf_counter()
     df = jg.sweep(prob, jg.algorithms.dpsgd(lr=0.01), topo, steps=steps, eval_every=steps // 10, grid={"lr": lrs},
                   seeds=range(8), shard_sweep=shard_sweep)
-    assert df.groupby(["lr", "seed"]).ngroups == 64
+    assert df.groupby(["hp.lr", "seed"]).ngroups == 64
     return time.perf_counter() - t
 
 

@@ -16,6 +16,11 @@ rotate instruction and twice the lanes. So where the CPU has AVX-512, jaxgossip 
 On a 2-core AMD EPYC, steps of DCD-PSGD with a 16-bit quantizer at n = 64, d = 1000 went from 105-108 to 78-81 us and
 CHOCO-SGD's from 111-117 to 84-88 us; D-PSGD's did not change (``benchmarks/bench_rng.py`` has the Threefry row).
 ``JAXGOSSIP_CPU_VECTOR_WIDTH=256`` (or 512) before the import overrides the choice.
+
+The decision reads the ``flags`` line of ``/proc/cpuinfo`` (``avx512f`` present or not) and honours XLA's own cap on
+the instruction set: with ``--xla_cpu_max_isa=AVX2`` (or any value below AVX-512) in ``XLA_FLAGS``, no 512-bit vectors
+are asked for. ``tests/test_cpu_vector_width.py`` runs this decision against faked ``/proc/cpuinfo`` files of both kinds
+of machine (an Intel Xeon with AVX-512, an AMD EPYC with AVX2 only).
 """
 
 from __future__ import annotations
@@ -28,12 +33,38 @@ __all__ = ["install", "installed", "compiler_options", "run_jit"]
 _STATE = {"installed": False}
 
 
-def _has_avx512() -> bool:
+#: Where the CPU's feature flags are read (a test points this at a faked file).
+_CPUINFO = "/proc/cpuinfo"
+
+#: ``--xla_cpu_max_isa`` values (XLA's names, upper case) that still allow AVX-512 instructions.
+_AVX512_ISAS = ("AVX512", "AMX")
+
+
+def _cpu_flags(path: str | None = None) -> frozenset:
+    """The feature flags of the first ``flags`` line of ``/proc/cpuinfo`` (empty when unreadable: not Linux)."""
     try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " avx512f" in line for line in f)
+        with open(path or _CPUINFO) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
     except OSError:  # not Linux: keep XLA's default
-        return False
+        pass
+    return frozenset()
+
+
+def _xla_allows_avx512(xla_flags: str | None = None) -> bool:
+    """False when ``XLA_FLAGS`` caps XLA's instruction set below AVX-512 (``--xla_cpu_max_isa=AVX2``, ...)."""
+    flags = os.environ.get("XLA_FLAGS", "") if xla_flags is None else xla_flags
+    isa = None
+    for token in flags.split():
+        if token.startswith("--xla_cpu_max_isa="):
+            isa = token.partition("=")[2].strip().upper()  # the last one wins, as in XLA's parser
+    return isa is None or isa.startswith(_AVX512_ISAS)
+
+
+def _has_avx512() -> bool:
+    """Whether the CPU has AVX-512 (``avx512f``) and XLA may use it."""
+    return "avx512f" in _cpu_flags() and _xla_allows_avx512()
 
 
 @functools.cache

@@ -15,7 +15,7 @@ import tempfile
 import jax
 import numpy as np
 
-from jaxgossip.simulate import Carry, prepare, run_prepared, state_shapes, to_host
+from jaxgossip.simulate import Carry, initial_model_state, prepare, run_prepared, state_shapes, step_unroll, to_host
 
 __all__ = ["simulate", "save", "load"]
 
@@ -44,10 +44,19 @@ def save(path: str, carry, m0: dict, chunks: list, config: dict) -> None:
         raise
 
 
+def saved_config(path: str) -> dict:
+    """The configuration a checkpoint was made with (read before its arrays, so a mismatch is told plainly)."""
+    with np.load(path) as z:
+        return json.loads(str(z["meta"]))["config"]
+
+
 def load(path: str, template):
     """Read a checkpoint; ``template`` is a carry of the right structure. Returns ``(carry, m0, chunks, config)``."""
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
+        if meta["leaves"] != len(jax.tree.leaves(template)):
+            raise ValueError(f"checkpoint: {path} holds a state of {meta['leaves']} arrays where this configuration "
+                             f"has {len(jax.tree.leaves(template))}: it was made with another configuration.")
         leaves = [z[f"leaf{i}"] for i in range(meta["leaves"])]
         m0 = {k[3:]: z[k] for k in z.files if k.startswith("m0/")}
         chunks = [{k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(f"chunk{j}/")} for j in range(meta["chunks"])]
@@ -64,11 +73,12 @@ def _is_key(a) -> bool:
 def _template(prep):
     state = state_shapes(prep)
     loss0 = jax.ShapeDtypeStruct((), prep.problem.x0.dtype)
-    return Carry(state, jax.ShapeDtypeStruct((), np.int32), jax.ShapeDtypeStruct((), bool), loss0)
+    model = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), initial_model_state(prep.problem))
+    return Carry(state, jax.ShapeDtypeStruct((), np.int32), jax.ShapeDtypeStruct((), bool), loss0, model)
 
 
 def simulate(problem, algorithm, topology=None, *, steps: int, path: str, every: int, stop_at: int | None = None,
-             progress=None, divergence_threshold: float = 1e6, label: str | None = None, **kwargs):
+             progress=None, divergence_threshold: float | None = None, label: str | None = None, **kwargs):
     """:func:`jaxgossip.simulate` with a checkpoint at ``path`` every ``every`` steps, resuming from it if it exists.
 
     Args:
@@ -78,6 +88,11 @@ def simulate(problem, algorithm, topology=None, *, steps: int, path: str, every:
       every: save every this many steps (a multiple of ``eval_every`` dividing ``steps``).
       stop_at: stop after this step (a multiple of ``every``), e.g. to split a long run over job slots; the Result
         has NaN after it and the checkpoint lets a later call finish the run.
+
+    A finished run continues for more steps: call again with a larger ``steps`` (everything else the same) and the
+    state, optimizer and model state, step counter, bits and simulated time carry on from the checkpoint. The
+    continued run compiles its inner loop as the first run did (see ``simulate.step_unroll``), so it is bit-identical
+    to one run of the longer length whenever both lengths are on the same side of ``simulate.LONG_RUN`` steps.
 
     Returns:
       A :class:`jaxgossip.Result`, bit-identical to an uninterrupted ``jaxgossip.simulate`` of the same arguments.
@@ -91,15 +106,44 @@ def simulate(problem, algorithm, topology=None, *, steps: int, path: str, every:
     if stop_at is not None and (not isinstance(stop_at, int) or stop_at < every or stop_at % every):
         raise ValueError(f"checkpoint: stop_at must be a positive multiple of every ({every}) or None, got {stop_at!r}.")
     config = json.loads(json.dumps(prep.config, default=str))
-    resume = None
+    resume, unroll = None, None
     if os.path.exists(path):
-        carry, m0, chunks, saved = load(path, _template(prep))
-        if saved != config:
-            raise ValueError(f"checkpoint: {path} holds another configuration; delete it or choose another path.")
+        saved = saved_config(path)
+        if "unroll_steps" in saved:  # a continued run keeps its first part's compiled loop
+            config["unroll_steps"] = saved["unroll_steps"]
+        if _longer_run_of(saved, config):  # a finished (or shorter) run continued for more steps
+            config["unroll_steps"] = saved.get("unroll_steps", saved["steps"])
+        elif saved != config:
+            raise ValueError(f"checkpoint: {path} holds another configuration ({_difference(saved, config)}); delete "
+                             "it or choose another path.")
+        carry, m0, chunks, _ = load(path, _template(prep))
         resume = (carry, m0, chunks)
+        unroll = step_unroll(config["unroll_steps"]) if "unroll_steps" in config else None
 
     def on_chunk(carry, m0, chunks):
         save(path, carry, m0, chunks, config)
 
     return run_prepared(prep, progress=progress, divergence_threshold=divergence_threshold, resume=resume,
-                        on_chunk=on_chunk, chunk_evals=every // prep.eval_every, stop_at=stop_at)
+                        on_chunk=on_chunk, chunk_evals=every // prep.eval_every, stop_at=stop_at, unroll=unroll)
+
+
+def _longer_run_of(saved: dict, config: dict) -> bool:
+    """True when ``config`` is the saved run with more steps (everything else equal)."""
+    if saved.get("steps", 0) >= config.get("steps", 0):
+        return False
+    strip = lambda c: {k: v for k, v in c.items() if k not in ("steps", "unroll_steps")}
+    return strip(saved) == strip(config)
+
+
+def _difference(saved: dict, config: dict, prefix: str = "") -> str:
+    """The first keys where two configurations differ, e.g. ``algorithm.optimizer: 'trace(...)' != None``."""
+    diffs = []
+    for k in sorted(set(saved) | set(config)):
+        a, b = saved.get(k, "<missing>"), config.get(k, "<missing>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _difference(a, b, f"{prefix}{k}.")
+            if inner:
+                diffs.append(inner)
+        elif a != b:
+            diffs.append(f"{prefix}{k}: saved {a!r}, now {b!r}")
+    return "; ".join(diffs[:3])

@@ -1,6 +1,6 @@
 """The command line: ``jaxgossip run``, ``jaxgossip list``, ``jaxgossip reproduce NAME``.
 
-``jaxgossip run`` takes flags or a TOML file (flags override the file's top-level values). A TOML config::
+``jaxgossip run`` takes flags or a TOML file (flags override the file's values). A TOML config::
 
     steps = 2000
     eval_every = 50
@@ -22,6 +22,17 @@
     lr = 0.5
     compressor = { name = "quantize", bits = 4 }
     label = "naive 4-bit"
+
+Every key is checked: an unknown or misspelled key at any level (``[[runs]]``, ``[netwrok]``, ``lrr = 0.5``) is an
+error that lists the valid keys, never silently ignored. ``n`` under ``[topology]`` must equal the problem's
+``n_workers`` (or gives it, when the problem does not); the topology always has the problem's number of workers.
+
+Per-algorithm flags apply to the algorithms that take the parameter and leave the others alone, so an uncompressed
+baseline runs beside compressed algorithms (``--algorithm dpsgd dcd_psgd --bits 4``): ``--lr`` (algorithms with a
+step size ``lr``), ``--consensus`` (a consensus step: choco_sgd, deepsqueeze), and the compressor flags
+``--compressor``, ``--bits``, ``--k``, ``--fraction``, ``--compressor-arg NAME=VALUE`` (algorithms that take a
+compressor). Without ``--algorithm`` they override the config's ``[[run]]`` tables the same way. A flag that no
+algorithm of the run can take is an error.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ import os
 import sys
 import time
 
-__all__ = ["main", "build_parser", "load_config", "run_config"]
+__all__ = ["main", "build_parser", "load_config", "check_config", "run_config", "TOP_LEVEL_KEYS"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,9 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--partition", help="iid, label or dirichlet")
     r.add_argument("--topology", help="ring, torus, complete, star, hypercube, exponential, erdos_renyi")
     r.add_argument("--algorithm", nargs="+", help="one or more algorithm names")
-    r.add_argument("--lr", type=float, help="step size for every algorithm given by --algorithm")
-    r.add_argument("--compressor", help="compressor name for the compressed algorithms, e.g. quantize")
-    r.add_argument("--bits", type=float, help="bits of the quantize compressor")
+    r.add_argument("--lr", type=float, help="step size of every algorithm that takes one")
+    r.add_argument("--consensus", type=float,
+                   help="consensus step of the algorithms that have one (choco_sgd, deepsqueeze); default: chosen "
+                        "from the compressor")
+    r.add_argument("--compressor", help="compressor of the algorithms that take one, e.g. quantize, sign, top_k "
+                   "(default quantize when a compressor parameter is given)")
+    r.add_argument("--bits", type=_number, help="bits of the compressor (quantize, low_precision)")
+    r.add_argument("--k", type=int, help="coordinates kept by top_k / random_k")
+    r.add_argument("--fraction", type=float, help="fraction of coordinates kept by top_k / random_k")
+    r.add_argument("--compressor-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="any other compressor parameter, e.g. bucket=64 or scale=norm (repeatable)")
     r.add_argument("--steps", type=int)
     r.add_argument("--eval-every", type=int)
     r.add_argument("--seed", type=int)
@@ -78,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list algorithms, compressors, topologies, problems, data sets and reproductions")
 
+    from jaxgossip import cli_compare
+
+    cli_compare.add_parser(sub)
     rp = sub.add_parser("reproduce", help="reproduce a paper's figure at laptop size")
     rp.add_argument("name", help="reproduction name (see `jaxgossip list`)")
     rp.add_argument("--size", default="small", help="test, small (default) or paper")
@@ -122,32 +144,143 @@ def _cmd_sweep(args) -> int:
     for key in ("steps", "eval_every", "backend"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
-    cfg.setdefault("problem", {"name": "logistic_regression", "data": "digits", "n_workers": 16, "batch_size": 8})
+    cfg.setdefault("problem", dict(DEFAULT_PROBLEM))
     cfg.setdefault("run", [{"algorithm": "dpsgd", "lr": 0.1}])
+    check_config(cfg)
     table = dict(cfg.get("sweep", {}))
     seeds = args.seeds or table.pop("seeds", [0])
     table.pop("seeds", None)
     grid = {**table, **_parse_grid(args.grid)}
     if not grid:
         raise ValueError("sweep: give a grid with --grid NAME=V1,V2 or a [sweep] table in the config.")
-    prob_kw = dict(cfg["problem"])
-    problem = jg.problems.get(prob_kw.pop("name", None), **prob_kw)
-    topo_kw = dict(cfg.get("topology", {"name": "ring"}))
-    topology = jg.topology.get(topo_kw.pop("name"), problem.n, **topo_kw)
-    algos = {run.get("label") or run["algorithm"]: _build_algorithm(run) for run in cfg["run"]}
+    problem, topology = _build_problem_and_topology(cfg)
+    algos = {run.get("label") or run["algorithm"]: _build_algorithm(run, i) for i, run in enumerate(cfg["run"])}
     t0 = time.perf_counter()
     df = jg.sweep(problem, algos, topology, steps=int(cfg.get("steps", 1000)), grid=grid, seeds=seeds,
                   eval_every=cfg.get("eval_every"), network=jg.Network(**cfg.get("network", {})),
-                  compute=jg.ComputeModel(**cfg["compute"]) if "compute" in cfg else None, resume=args.out,
+                  compute=_build_compute(cfg), resume=args.out,
                   backend=cfg.get("backend", "auto"),
                   shard_sweep=args.shard_sweep, progress=True)
     final = df[df.step == df.step.max()]
-    print(final.groupby(["label", *grid]).loss.agg(["mean", "std", "count"]).to_string(float_format=lambda v: f"{v:.4g}"))
+    from jaxgossip.sweep import hp_column
+
+    print(final.groupby(["label", *[hp_column(k) for k in grid]]).loss.agg(["mean", "std", "count"]).to_string(float_format=lambda v: f"{v:.4g}"))
     print(f"wrote {args.out}; {time.perf_counter() - t0:.1f} s")
     return 0
 
 
+# ---- the config: its keys, checked at every level --------------------------------------------------------------------
+#: The top-level keys of a config and what each holds.
+TOP_LEVEL_KEYS = {
+    "steps": "number of iterations (int >= 1)",
+    "eval_every": "evaluate the metrics every this many steps (int >= 1)",
+    "seed": "the run seed (int)",
+    "backend": "gossip backend (auto, dense, gather, shift, sparse)",
+    "problem": "table: name plus the problem builder's keywords",
+    "topology": "table: name plus the topology builder's keywords",
+    "network": "table: jg.Network fields",
+    "compute": "table: jg.ComputeModel fields",
+    "run": "array of tables [[run]]: algorithm, label, the algorithm's parameters",
+    "sweep": "table for `jaxgossip sweep`: hyperparameter = [values], seeds = [...]",
+}
+TABLES = ("problem", "topology", "network", "compute", "sweep")
+DEFAULT_PROBLEM = {"name": "logistic_regression", "data": "digits", "n_workers": 16, "batch_size": 8}
+
+
+def _suggest(word: str, valid) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_keys(where: str, given, valid) -> None:
+    """A ValueError naming every unknown key of ``given`` and listing ``valid``."""
+    unknown = [k for k in given if k not in valid]
+    if unknown:
+        names = ", ".join(f"{k!r}{_suggest(k, valid)}" for k in unknown)
+        raise ValueError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {names}; valid keys: "
+                         f"{', '.join(valid)}.")
+
+
+def _signature_keys(obj) -> list[str]:
+    import inspect
+
+    return list(inspect.signature(obj).parameters)
+
+
+def _check_int(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"config: {name} must be an integer >= {low}, got {value!r}.")
+
+
+def check_config(cfg: dict) -> dict:
+    """Check every key of a config (a dict as ``tomllib`` reads it) before anything is built; returns it.
+
+    Unknown keys are errors at the top level (:data:`TOP_LEVEL_KEYS`), in ``[network]`` and ``[compute]`` (the fields
+    of :class:`jaxgossip.Network` and :class:`jaxgossip.ComputeModel`) and in each ``[[run]]`` (``algorithm``,
+    ``label`` and the algorithm's parameters); ``[problem]``, ``[topology]`` and compressor tables are checked
+    against their builders' keywords when they are built. Each error lists the valid keys.
+
+    Raises:
+      ValueError: naming the key, where it is, and the keys allowed there.
+    """
+    import jaxgossip as jg
+
+    if not isinstance(cfg, dict):
+        raise ValueError(f"config must be a table (dict), got {type(cfg).__name__}.")
+    _check_keys("config", cfg, list(TOP_LEVEL_KEYS))
+    for name in TABLES:
+        if name in cfg and not isinstance(cfg[name], dict):
+            raise ValueError(f"config: {name} must be a table [{name}], got {cfg[name]!r}.")
+    if "steps" in cfg:
+        _check_int("steps", cfg["steps"], 1)
+    if cfg.get("eval_every") is not None:
+        _check_int("eval_every", cfg["eval_every"], 1)
+    if "seed" in cfg:
+        _check_int("seed", cfg["seed"], 0)
+    if "backend" in cfg and not isinstance(cfg["backend"], str):
+        raise ValueError(f"config: backend must be a string, got {cfg['backend']!r}.")
+    if "network" in cfg:
+        _check_keys("[network]", cfg["network"], _signature_keys(jg.Network))
+    if "compute" in cfg:
+        _check_keys("[compute]", cfg["compute"], _signature_keys(jg.ComputeModel))
+    if "run" in cfg:
+        runs = cfg["run"]
+        if isinstance(runs, dict):
+            raise ValueError("config: run must be an array of tables: write [[run]] (one per algorithm), not [run].")
+        if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) for r in runs):
+            raise ValueError(f"config: run must be a non-empty array of tables [[run]], got {runs!r}.")
+        for i, run in enumerate(runs):
+            _check_run_keys(run, i)
+    return cfg
+
+
+def _check_run_keys(run: dict, i: int) -> None:
+    import jaxgossip as jg
+
+    where = f"[[run]] number {i + 1}"
+    if "algorithm" not in run:
+        raise ValueError(f"{where} needs an `algorithm` name (one of {sorted(jg.algorithms.REGISTRY)}); got {run}.")
+    name = run["algorithm"]
+    if name not in jg.algorithms.REGISTRY:
+        raise ValueError(f"{where}: algorithm must be one of {sorted(jg.algorithms.REGISTRY)}, got {name!r}.")
+    import inspect
+
+    builder = jg.algorithms.REGISTRY[name]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(builder).parameters.values()):
+        return  # takes any keyword: the builder checks its own
+    params = _signature_keys(builder)
+    unknown = [k for k in run if k not in params and k not in ("algorithm", "label")]
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise ValueError(f"{where}: algorithm {name!r} has no parameter {names}; it takes {', '.join(params)} "
+                         f"(a [[run]] table also takes `algorithm` and `label`)"
+                         f"{_suggest(unknown[0], params + ['label'])}.")
+
+
 def load_config(path: str | None) -> dict:
+    """Read a TOML config and check its keys (:func:`check_config`); ``{}`` for no file."""
     if path is None:
         return {}
     import tomllib
@@ -155,7 +288,106 @@ def load_config(path: str | None) -> dict:
     if not os.path.exists(path):
         raise SystemExit(f"jaxgossip: config file {path!r} not found.")
     with open(path, "rb") as f:
-        return tomllib.load(f)
+        try:
+            cfg = tomllib.load(f)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"config file {path!r} is not valid TOML: {err}") from None
+    try:
+        return check_config(cfg)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+# ---- flags -----------------------------------------------------------------------------------------------------------
+def _number(text: str):
+    """A flag value as an int when it is one, else a float."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _value(text: str):
+    """A ``--compressor-arg`` value: int, float, true / false, else the string itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return _number(text)
+    except argparse.ArgumentTypeError:
+        return text
+
+
+def _compressor_flags(args) -> tuple[str | None, dict]:
+    """(name or None, parameters) that the compressor flags give."""
+    params = {}
+    for item in getattr(args, "compressor_arg", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"--compressor-arg must look like NAME=VALUE (e.g. bucket=64), got {item!r}.")
+        params[key.strip()] = _value(value.strip())
+    for key in ("bits", "k", "fraction"):
+        if getattr(args, key, None) is not None:
+            params[key] = getattr(args, key)
+    return getattr(args, "compressor", None), params
+
+
+def _takes(algorithm: str, param: str) -> bool:
+    import jaxgossip as jg
+
+    builder = jg.algorithms.REGISTRY.get(algorithm)
+    return builder is not None and param in _signature_keys(builder)
+
+
+def _takers(param: str) -> list[str]:
+    import jaxgossip as jg
+
+    return sorted(a for a in jg.algorithms.REGISTRY if _takes(a, param))
+
+
+def _apply_run_flags(runs: list[dict], args) -> list[dict]:
+    """Each per-algorithm flag applied to the runs whose algorithm takes that parameter (copies of the runs).
+
+    A flag that none of the runs' algorithms takes is an error naming the algorithms that would take it.
+    """
+    import jaxgossip as jg
+
+    runs = [dict(r) for r in runs]
+    algos = [r.get("algorithm") for r in runs]
+    for a in algos:  # an unknown name: the registry's error, not a confusing message about a flag
+        if a not in jg.algorithms.REGISTRY:
+            raise ValueError(f"algorithm must be one of {sorted(jg.algorithms.REGISTRY)}, got {a!r}.")
+
+    def need(flag, param):
+        if not any(_takes(a, param) for a in algos):
+            raise ValueError(f"{flag} applies to algorithms that take `{param}` ({', '.join(_takers(param))}); "
+                             f"none of {', '.join(algos)} does.")
+
+    for flag, param in (("--lr", "lr"), ("--consensus", "consensus")):
+        value = getattr(args, param, None)
+        if value is None:
+            continue
+        need(flag, param)
+        for r in runs:
+            if _takes(r["algorithm"], param):
+                r[param] = value
+    name, params = _compressor_flags(args)
+    if name is not None or params:
+        given = (["--compressor"] if name is not None else []) + [f"--{k.replace('_', '-')}" for k in params]
+        need(" / ".join(given), "compressor")
+        for r in runs:
+            if not _takes(r["algorithm"], "compressor"):
+                continue
+            old = r.get("compressor")
+            old = {"name": old} if isinstance(old, str) else dict(old or {})
+            if name is not None and old.get("name") != name:
+                old = {"name": name}  # another compressor: the old one's parameters do not carry over
+            comp = {"name": old.get("name") or "quantize", **{k: v for k, v in old.items() if k != "name"}, **params}
+            r["compressor"] = comp
+    return runs
 
 
 def _merge_flags(cfg: dict, args) -> dict:
@@ -163,7 +395,7 @@ def _merge_flags(cfg: dict, args) -> dict:
     for key in ("steps", "eval_every", "seed", "backend"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
-    default = {"name": "logistic_regression", "data": "digits", "n_workers": 16, "batch_size": 8}
+    default = dict(DEFAULT_PROBLEM)
     if args.problem and args.problem != "logistic_regression":
         default = {"name": args.problem}
     prob = cfg.setdefault("problem", default)
@@ -175,54 +407,83 @@ def _merge_flags(cfg: dict, args) -> dict:
     topo = cfg.setdefault("topology", {"name": "ring"})
     if args.topology:
         topo["name"] = args.topology
+    if args.n_workers is not None:
+        topo.pop("n", None)  # --n sets the number of workers of both
     net = cfg.setdefault("network", {})
     if args.latency is not None:
         net["latency"] = args.latency
     if args.bandwidth is not None:
         net["bandwidth"] = args.bandwidth
     if args.algorithm:
-        runs = []
-        for name in args.algorithm:
-            run = {"algorithm": name}
-            if args.lr is not None:
-                run["lr"] = args.lr
-            if args.compressor or args.bits is not None:
-                comp = {"name": args.compressor or "quantize"}
-                if args.bits is not None:
-                    comp["bits"] = args.bits
-                run["compressor"] = comp
-            runs.append(run)
-        cfg["run"] = runs
-    cfg.setdefault("run", [{"algorithm": "dpsgd", "lr": args.lr or 0.1}])
+        cfg["run"] = [{"algorithm": name} for name in args.algorithm]
+    cfg.setdefault("run", [{"algorithm": "dpsgd", "lr": 0.1}])
+    check_config(cfg)
+    cfg["run"] = _apply_run_flags(cfg["run"], args)
     return cfg
 
 
-def _build_algorithm(run: dict):
+# ---- building what a config names ------------------------------------------------------------------------------------
+def _build_algorithm(run: dict, i: int = 0):
     import jaxgossip as jg
 
-    if "algorithm" not in run:
-        raise ValueError(f"each [[run]] needs an `algorithm` name; got {run}.")
+    _check_run_keys(run, i)
     kw = {k: v for k, v in run.items() if k not in ("algorithm", "label")}
     comp = kw.get("compressor")
     if isinstance(comp, str):
         comp = {"name": comp}
     if isinstance(comp, dict):
         comp = dict(comp)
+        if "name" not in comp:
+            raise ValueError(f"[[run]] number {i + 1}: a compressor table needs a `name` (one of "
+                             f"{sorted(jg.compressors.REGISTRY)}), got {comp}.")
         kw["compressor"] = jg.compressors.get(comp.pop("name"), **comp)
     return jg.algorithms.get(run["algorithm"], **kw)
+
+
+def _build_problem_and_topology(cfg: dict):
+    """The problem and the topology a config names. ``n`` under ``[topology]`` gives the problem's ``n_workers``
+    when the problem does not set it, and must equal it otherwise (the graph has one node per worker)."""
+    import jaxgossip as jg
+
+    prob_kw = dict(cfg["problem"])
+    topo_kw = dict(cfg.get("topology") or {"name": "ring"})
+    name = topo_kw.pop("name", "ring")
+    n = topo_kw.pop("n", None)
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"[topology]: n must be a positive integer, got {n!r}.")
+        given = prob_kw.get("n_workers")
+        if given is None:
+            prob_kw["n_workers"] = n
+        elif given != n:
+            raise ValueError(f"[topology]: n = {n} but the problem has n_workers = {given}; the topology takes its "
+                             f"number of nodes from the problem: drop n from [topology] or make the two equal.")
+    problem = jg.problems.get(prob_kw.pop("name", None), **prob_kw)
+    return problem, jg.topology.get(name, problem.n, **topo_kw)
+
+
+def _build_compute(cfg: dict):
+    import jaxgossip as jg
+
+    if "compute" not in cfg:
+        return None
+    kw = dict(cfg["compute"])
+    if isinstance(kw.get("stragglers"), list):  # TOML has arrays, ComputeModel takes a tuple of indices
+        kw["stragglers"] = tuple(kw["stragglers"])
+    return jg.ComputeModel(**kw)
 
 
 def run_config(cfg: dict, progress: bool = True):
     """Build everything a config names (errors before any compile), run each algorithm, return the Results."""
     import jaxgossip as jg
 
-    prob_kw = dict(cfg["problem"])
-    problem = jg.problems.get(prob_kw.pop("name", None), **prob_kw)
-    topo_kw = dict(cfg.get("topology", {"name": "ring"}))
-    topology = jg.topology.get(topo_kw.pop("name"), problem.n, **topo_kw)
+    check_config(cfg)
+    if "problem" not in cfg or "run" not in cfg:
+        raise ValueError("config: run_config needs a [problem] table and at least one [[run]].")
+    problem, topology = _build_problem_and_topology(cfg)
     network = jg.Network(**cfg.get("network", {}))
-    compute = jg.ComputeModel(**cfg["compute"]) if "compute" in cfg else None
-    algos = [(_build_algorithm(run), run.get("label")) for run in cfg["run"]]
+    compute = _build_compute(cfg)
+    algos = [(_build_algorithm(run, i), run.get("label")) for i, run in enumerate(cfg["run"])]
     results = []
     for algo, label in algos:
         res = jg.simulate(problem, algo, topology, steps=int(cfg.get("steps", 1000)), seed=int(cfg.get("seed", 0)),
@@ -314,7 +575,14 @@ def _cmd_reproduce(args) -> int:
     return 0 if rep.holds else 1
 
 
-COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "list": _cmd_list, "reproduce": _cmd_reproduce}
+def _cmd_compare(args):
+    from jaxgossip import cli_compare
+
+    return cli_compare.main(args)
+
+
+COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "list": _cmd_list, "reproduce": _cmd_reproduce,
+            "compare": _cmd_compare}
 
 
 def main(argv=None) -> int:

@@ -55,6 +55,25 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
 
 
+def _check_value(owner: str, arg: str, v, low: float = 0.0, strict: bool = False) -> None:
+    """Raise unless ``v`` is a finite real number (or NumPy array of them) ``>= low`` (``> low`` when ``strict``).
+
+    A string, bool or complex value is a TypeError; a NaN, an infinity or a value out of range a ValueError. Traced
+    values (and jax arrays, which jax itself rebuilds these records with) pass unchecked: they are checked where the
+    user built the record, before anything compiles.
+    """
+    if isinstance(v, (str, bytes, bool, np.bool_, complex)):
+        raise TypeError(f"{owner}: {arg} must be a real number, got {v!r} ({type(v).__name__}).")
+    if not isinstance(v, (int, float, np.integer, np.floating, np.ndarray)):
+        return
+    a = np.asarray(v)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{owner}: {arg} must be a real number, got {v!r} (dtype {a.dtype}).")
+    bound = f"> {low:g}" if strict else f">= {low:g}"
+    if not np.all(np.isfinite(a)) or not np.all(a > low if strict else a >= low):
+        raise ValueError(f"{owner}: {arg} must be a finite number {bound}, got {v!r}.")
+
+
 @struct.dataclass
 class Network:
     """Alpha-beta network: ``latency`` seconds per message, ``bandwidth`` bytes per second (both traced).
@@ -67,10 +86,8 @@ class Network:
     bandwidth: float = 1.25e8
 
     def __post_init__(self):
-        for arg in ("latency", "bandwidth"):
-            v = getattr(self, arg)
-            if _is_number(v) and (not np.isfinite(v) or v < 0 or (arg == "bandwidth" and v == 0)):
-                raise ValueError(f"Network: {arg} must be {'> 0' if arg == 'bandwidth' else '>= 0'}, got {v}.")
+        _check_value("Network", "latency", self.latency)
+        _check_value("Network", "bandwidth", self.bandwidth, strict=True)
 
     @classmethod
     def preset(cls, name: str) -> "Network":
@@ -84,10 +101,12 @@ class Network:
     @classmethod
     def from_rates(cls, gbps: float = 1.0, latency_ms: float = 0.1) -> "Network":
         """A network of ``gbps`` gigabits per second and ``latency_ms`` milliseconds per message."""
-        if not _is_number(gbps) or not gbps > 0:
-            raise ValueError(f"Network.from_rates: gbps must be > 0, got {gbps!r}.")
-        if not _is_number(latency_ms) or not latency_ms >= 0:
-            raise ValueError(f"Network.from_rates: latency_ms must be >= 0, got {latency_ms!r}.")
+        if not _is_number(gbps):
+            raise TypeError(f"Network.from_rates: gbps must be a real number, got {gbps!r}.")
+        if not _is_number(latency_ms):
+            raise TypeError(f"Network.from_rates: latency_ms must be a real number, got {latency_ms!r}.")
+        _check_value("Network.from_rates", "gbps", gbps, strict=True)
+        _check_value("Network.from_rates", "latency_ms", latency_ms)
         return cls(latency=latency_ms * 1e-3, bandwidth=gbps * 1e9 / 8)
 
     def message(self, bits):
@@ -151,22 +170,30 @@ class ComputeModel:
     def __post_init__(self):
         if self.distribution not in DISTRIBUTIONS:
             raise ValueError(f"ComputeModel: distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}.")
-        if _is_number(self.speed) and not self.speed > 0:
-            raise ValueError(f"ComputeModel: speed must be > 0, got {self.speed}.")
+        if not isinstance(self.distribution, str):
+            raise TypeError(f"ComputeModel: distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}.")
+        _check_value("ComputeModel", "speed", self.speed, strict=True)
+        for arg in ("low", "high"):
+            _check_value("ComputeModel", arg, getattr(self, arg), strict=True)
+        _check_value("ComputeModel", "shift", self.shift)
+        _check_value("ComputeModel", "slowdown", self.slowdown, low=1.0)
         if self.distribution == "uniform" and _is_number(self.low) and _is_number(self.high) and not 0 < self.low <= self.high:
             raise ValueError(f"ComputeModel: uniform speeds need 0 < low <= high, got low={self.low}, high={self.high}.")
-        if self.distribution == "shifted_exponential" and _is_number(self.shift) and not self.shift >= 0:
-            raise ValueError(f"ComputeModel: shift must be >= 0, got {self.shift}.")
         if self.distribution in ("given", "empirical"):
             if self.values is None:
                 raise ValueError(f"ComputeModel: distribution {self.distribution!r} needs values (speeds, samples/s).")
             if isinstance(self.values, (list, tuple, np.ndarray)):
-                v = np.asarray(self.values, dtype=np.float64)
+                try:
+                    v = np.asarray(self.values, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise TypeError(f"ComputeModel: values must be a 1-D array of speeds (samples/s), got "
+                                    f"{self.values!r}.") from None
                 if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)) or not np.all(v > 0):
-                    raise ValueError("ComputeModel: values must be a non-empty 1-D array of speeds > 0.")
+                    raise ValueError(f"ComputeModel: values must be a non-empty 1-D array of finite speeds > 0, got "
+                                     f"{self.values!r}.")
                 object.__setattr__(self, "values", to_device(v, np.float32))
-        if _is_number(self.slowdown) and not self.slowdown >= 1:
-            raise ValueError(f"ComputeModel: slowdown must be >= 1, got {self.slowdown}.")
+            elif isinstance(self.values, (str, bytes)):
+                raise TypeError(f"ComputeModel: values must be a 1-D array of speeds (samples/s), got {self.values!r}.")
         if not isinstance(self.stragglers, tuple) or not all(isinstance(i, int) and i >= 0 for i in self.stragglers):
             raise ValueError(f"ComputeModel: stragglers must be a tuple of worker indices >= 0, got {self.stragglers!r}.")
 
@@ -212,8 +239,7 @@ class ComputeModel:
                 idx = tuple(int(i) for i in workers)
             except (TypeError, ValueError):
                 raise ValueError(f"ComputeModel.with_stragglers: workers must be an int or indices, got {workers!r}.") from None
-        if _is_number(slowdown) and not slowdown >= 1:
-            raise ValueError(f"ComputeModel.with_stragglers: slowdown must be >= 1, got {slowdown}.")
+        _check_value("ComputeModel.with_stragglers", "slowdown", slowdown, low=1.0)
         return self.replace(stragglers=tuple(sorted(set(idx))), slowdown=slowdown)
 
     # ---- sampling ----------------------------------------------------------------------------------------------------

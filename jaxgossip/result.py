@@ -65,6 +65,7 @@ class Result:
       diverged_step: the step at which that was seen, else None.
       wall_time: seconds the run took on this machine (compile included).
       state: the final algorithm state (kept in memory, not saved).
+      model_state: the final (n, ...) per-worker model state (BatchNorm statistics), or None (kept in memory).
     """
 
     metrics: dict
@@ -73,13 +74,20 @@ class Result:
     diverged_step: int | None = None
     wall_time: float = float("nan")
     state: Any = dataclasses.field(default=None, repr=False)
+    model_state: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def label(self) -> str:
         return self.config.get("label") or self.config.get("algorithm", {}).get("name", "run")
 
     def final(self, name: str = "loss") -> float:
-        """The last finite value of a metric (NaN if none)."""
+        """The last finite value of a metric (NaN if none).
+
+        Raises:
+          ValueError: if this result has no metric ``name`` (the message lists the ones it has).
+        """
+        if name not in self.metrics:
+            raise ValueError(f"Result.final: no metric {name!r}; this result has {sorted(self.metrics)}.")
         v = np.asarray(self.metrics[name], dtype=float)
         ok = np.flatnonzero(np.isfinite(v))
         return float(v[ok[-1]]) if len(ok) else float("nan")

@@ -21,12 +21,14 @@ from jaxgossip._host import to_device
 from jaxgossip._threefry_cpu import run_jit
 from jaxgossip.algorithms._base import Algorithm, Context
 from jaxgossip.cost import ComputeModel, Network, Pricing
-from jaxgossip.problems._base import Problem
+from jaxgossip.problems._base import METRICS, Problem, StateSlot
+from jaxgossip.memory import check_fits
+from jaxgossip.problems.networks import check_problem
 from jaxgossip.result import Result
 from jaxgossip.shard_gossip import replicate
 from jaxgossip.topology import TimeVarying, Topology, complete
 
-__all__ = ["simulate", "prepare", "Prepared", "TRACE_COUNT", "worker_sharding"]
+__all__ = ["simulate", "prepare", "Prepared", "TRACE_COUNT", "worker_sharding", "memory_estimate"]
 
 #: How many times the chunk function has been traced (a test checks one compile per static configuration).
 TRACE_COUNT = {"chunk": 0}
@@ -37,6 +39,7 @@ class Carry(NamedTuple):
     t: jax.Array  # int32 step counter
     stopped: jax.Array  # bool: diverged, state frozen
     loss0: jax.Array  # loss at step 0 (divergence reference)
+    model: Any = None  # (n, ...) per-worker model state (BatchNorm statistics), None for stateless models
 
 
 @dataclasses.dataclass
@@ -77,8 +80,58 @@ def worker_sharding(n: int, shard):
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("workers"))
 
 
+#: Algorithms that compute one worker's gradient per event (inside a branch): they refuse models with state.
+EVENT_DRIVEN = ("async_dsgd", "asgd", "ad_psgd")
+
+
+def _with_metrics(problem, metrics):
+    """The problem with the metrics to evaluate (None: all it has), names checked against what it can report."""
+    if metrics is None:
+        return problem
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    metrics = tuple(metrics)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"simulate: unknown metrics {unknown}; choose from {list(METRICS)}.")
+    unavailable = [m for m in metrics if not _has_metric(problem, m)]
+    if unavailable:
+        raise ValueError(f"simulate: {problem.name} cannot report {unavailable} (no test set, not a classifier, or no "
+                         "known optimum).")
+    return problem.replace(metrics=metrics)
+
+
+def _has_metric(problem, m):
+    if m in ("test_loss",):
+        return problem.test_x.shape[0] > 0
+    if m in ("accuracy", "worker_accuracy"):
+        return problem.test_x.shape[0] > 0 and problem.classification
+    if m == "suboptimality":
+        return problem.f_star is not None
+    if m == "dist_to_opt":
+        return problem.x_star is not None
+    return True
+
+
+def bind_compressors(algorithm, problem):
+    """Check every compressor of the algorithm against d (``check(d)``: clear errors before compiling) and give
+    layerwise compressors the problem's parameter layout."""
+    hyper, changed = dict(algorithm.hyper), False
+    for k, v in algorithm.hyper.items():
+        if hasattr(v, "bind_layout"):
+            hyper[k], changed = v.bind_layout(problem), True
+            v = hyper[k]
+        check = getattr(v, "check", None)
+        if check is not None and hasattr(v, "bits"):
+            try:
+                check(problem.d)
+            except ValueError as e:
+                raise ValueError(f"simulate: {algorithm.name}'s {k}: {e}") from None
+    return algorithm.replace(hyper=hyper) if changed else algorithm
+
+
 def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None, network=None, compute=None,
-            backend="auto", shard="auto") -> Prepared:
+            backend="auto", shard="auto", metrics=None) -> Prepared:
     """Validate the inputs (clear errors naming the argument, before anything compiles) and build the pieces."""
     if not isinstance(problem, Problem):
         raise ValueError(f"simulate: problem must be a jg.problems.Problem, got {type(problem).__name__}.")
@@ -105,6 +158,13 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
         raise ValueError(f"simulate: network must be a jg.Network, got {type(network).__name__}.")
     if not isinstance(compute, ComputeModel):
         raise ValueError(f"simulate: compute must be a jg.ComputeModel, got {type(compute).__name__}.")
+    problem = _with_metrics(problem, metrics)
+    check_problem(problem, "simulate")
+    algorithm = bind_compressors(algorithm, problem)
+    if problem.has_model_state and algorithm.name in EVENT_DRIVEN:
+        raise ValueError(f"simulate: {algorithm.name} updates one worker per event, which per-worker model state "
+                         f"(BatchNorm statistics) does not support yet; use a model without mutable state (GroupNorm, "
+                         f"LayerNorm) or a synchronous algorithm.")
     if algorithm.check_fn is not None:
         algorithm.check_fn(algorithm, problem, topology)
     sharding = worker_sharding(problem.n, shard)
@@ -114,7 +174,7 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
     period = len(topology.topologies) if isinstance(topology, TimeVarying) else 0
     pricing = Pricing(network, compute, to_device(topology.degrees, np.float32), problem.n)
     config = {
-        "algorithm": {"name": algorithm.name, **_hyper_summary(algorithm.hyper)},
+        "algorithm": {"name": algorithm.name, **_hyper_summary(algorithm.hyper, algorithm.optimizer)},
         "kind": algorithm.kind,
         "problem": problem.name,
         "n": problem.n,
@@ -130,12 +190,39 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
         "compute": compute.describe(),
         "devices": 1 if sharding is None else len(jax.devices()),
     }
+    if problem.net:
+        config["model"] = _model_summary(problem)
+    if problem.metrics is not None:
+        config["metrics"] = list(problem.metrics)
     return Prepared(problem, algorithm, mixing, pricing, period, steps, eval_every, seed, sharding, config)
 
 
-def _hyper_summary(hyper: dict) -> dict:
+def _model_summary(problem) -> dict:
+    """How a network problem handles its state, randomness and evaluation (recorded in ``Result.config``)."""
+    state = "none"
+    if problem.has_model_state:
+        state = "averaged with the models every step" if problem.share_model_state else "per worker, not communicated"
+    return {
+        "parameters": problem.d,
+        "tensors": None if problem.layout is None else len(problem.layout.segments),
+        "model_state": state,
+        "evaluation_state": "the workers' model states averaged" if problem.has_model_state else "none",
+        "stochastic": problem.stochastic_model,
+        "augment": None if problem.augment is None else repr(problem.augment),
+        "batch": "full" if problem.full_batch else problem.batch_size,
+        "eval_batch": problem.eval_batch,
+        "worker_map": problem.worker_map,
+    }
+
+
+def _hyper_summary(hyper: dict, optimizer=None) -> dict:
     out = {}
+    if optimizer is not None:
+        out["optimizer"] = repr(optimizer)
     for k, v in hyper.items():
+        if k == "lr" and getattr(optimizer, "convention", None) == "updates":
+            out[k] = "set by the optimizer"
+            continue
         if hasattr(v, "params") and hasattr(v, "name"):  # a Compressor
             out[k] = repr(v)
         else:
@@ -174,11 +261,21 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
 
     def one_step(c, _):
         key = jax.random.fold_in(base_key, c.t)
-        ctx = Context(problem, gossip.select(mixing, c.t, period), pricing, c.t)
+        slot = StateSlot() if c.model is not None else None
+        mix = gossip.select(mixing, c.t, period)
+        ctx = Context(problem.replace(worker_state=c.model, slot=slot), mix, pricing, c.t)
         new_state, cost = algo.step(c.state, key, ctx)
         state = _tree_where(c.stopped, c.state, new_state)
+        model = c.model
+        if slot is not None and slot.value is not None:
+            new_model = slot.value
+            if problem.share_model_state:
+                new_model, extra = share_model_state(new_model, mix, pricing, algo.kind)
+                cost = cost._replace(bits=cost.bits + extra.bits, seconds=cost.seconds + extra.seconds)
+            model = _tree_where(c.stopped, c.model, new_model)
         live = 1.0 - c.stopped.astype(jnp.float32)
-        return c._replace(state=state, t=c.t + 1), (jnp.float32(cost.bits * live), jnp.float32(cost.seconds * live))
+        return (c._replace(state=state, t=c.t + 1, model=model),
+                (jnp.float32(cost.bits * live), jnp.float32(cost.seconds * live)))
 
     def block(c):
         c, (bits, secs) = jax.lax.scan(one_step, c, None, length=eval_every, unroll=min(unroll, eval_every))
@@ -189,9 +286,9 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
 
     def one_eval(c, j):
         c, bits, secs = jax.lax.cond(j > 0, block, no_block, c)
-        m = _evaluate(problem, c.state.x)
+        m = _evaluate(problem.replace(worker_state=c.model), c.state.x)
         loss0 = jnp.where(jnp.isnan(c.loss0), m["loss"].astype(c.loss0.dtype), c.loss0)
-        bad = (j > 0) & (~jnp.isfinite(m["loss"]) | (m["loss"] > threshold * jnp.maximum(loss0, 1e-12)))
+        bad = (j > 0) & _diverging(m, loss0, c.state.x, threshold)
         m = dict(m, step=c.t, bits=bits, sim_time=secs, stopped=c.stopped | bad)
         return c._replace(stopped=c.stopped | bad, loss0=loss0), m
 
@@ -199,6 +296,41 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
 
 
 _run_chunk = run_jit(_chunk_impl, static_argnames=("evals", "eval_every", "period", "unroll"))
+
+
+#: Default loss multiple: a run whose loss at the average model exceeds this many times its step-0 loss diverged.
+DIVERGENCE_THRESHOLD = 100.0
+#: Default consensus multiple: a run whose consensus distance (1/n) sum ||x_i - xbar||^2 exceeds this many times
+#: max(1, ||xbar||^2) (the same evaluation's average model) diverged: the workers disagree by far more than the size
+#: of the model they agree on.
+CONSENSUS_THRESHOLD = 100.0
+
+
+def divergence_limits(divergence_threshold=None, consensus_threshold=None):
+    """The (2,) float32 ``[loss multiple, consensus multiple]`` the compiled loop compares against (None: the
+    defaults; ``consensus_threshold=inf`` turns the consensus test off). Raises a ValueError naming the argument."""
+    loss = DIVERGENCE_THRESHOLD if divergence_threshold is None else divergence_threshold
+    cons = CONSENSUS_THRESHOLD if consensus_threshold is None else consensus_threshold
+    for name, v in (("divergence_threshold", loss), ("consensus_threshold", cons)):
+        if isinstance(v, (bool, str)) or not np.ndim(v) == 0 or not float(v) > (1 if name[0] == "d" else 0):
+            raise ValueError(f"simulate: {name} must be a number > {1 if name[0] == 'd' else 0} (or None for the "
+                             f"default), got {v!r}.")
+    return np.asarray([loss, cons], np.float32)
+
+
+def _diverging(m, loss0, X, limits):
+    """True when an evaluation shows divergence: a non-finite loss or consensus distance, a loss above ``limits[0]``
+    times the step-0 loss, or a consensus distance above ``limits[1]`` times ``max(1, ||xbar||^2)``. A scalar
+    ``limits`` (older callers) is the loss multiple alone."""
+    limits = jnp.atleast_1d(limits)
+    loss = m["loss"]
+    bad = ~jnp.isfinite(loss) | (loss > limits[0] * jnp.maximum(loss0, 1e-12))
+    cons = m.get("consensus")
+    if cons is not None and limits.shape[0] > 1:
+        xbar = jnp.mean(X, axis=0)
+        scale = jnp.maximum(jnp.sum(xbar * xbar), 1.0).astype(cons.dtype)
+        bad = bad | ~jnp.isfinite(cons) | (cons > limits[1] * scale)
+    return bad
 
 
 _BLOCK_KEYS = ("step", "bits", "sim_time", "stopped")
@@ -223,10 +355,40 @@ def state_shapes(prep: Prepared):
     return _init_state.eval_shape(prep.algorithm, prep.problem, prep.mixing, prep.pricing, initial_models(prep.problem))
 
 
-def fresh_carry(state, dtype, batch: tuple = ()) -> Carry:
+def fresh_carry(state, dtype, batch: tuple = (), model=None) -> Carry:
     """Step 0's carry (``batch`` leading axes for a sweep): not stopped, no divergence reference yet (NaN: the first
-    chunk sets it). Host (NumPy) values: a jnp constructor would compile a small program for every new shape."""
-    return Carry(state, np.zeros(batch, np.int32), np.zeros(batch, bool), np.full(batch, np.nan, dtype))
+    chunk sets it). Host (NumPy) values: a jnp constructor would compile a small program for every new shape.
+    ``model`` is the (n, ...) initial model state (see :func:`initial_model_state`), copied along ``batch``."""
+    if model is not None and batch:
+        model = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), batch + np.shape(a)).copy(), model)
+    return Carry(state, np.zeros(batch, np.int32), np.zeros(batch, bool), np.full(batch, np.nan, dtype), model)
+
+
+def initial_model_state(problem):
+    """The (n, ...) per-worker model state at step 0: the problem's initial state on every worker (host arrays), or
+    None for a model without state."""
+    if not problem.has_model_state:
+        return None
+    return jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), (problem.n,) + np.shape(a)).copy(),
+                        jax.device_get(problem.model_state))
+
+
+def share_model_state(model, mixing, pricing, kind):
+    """Average the model state with the models: gossip (``W M``) for decentralized algorithms, the exact average
+    otherwise; priced as one more message of its floats per neighbour (or one AllReduce)."""
+    from jaxgossip.cost import Cost
+
+    leaves = [a for a in jax.tree.leaves(model) if jnp.issubdtype(a.dtype, jnp.floating)]
+    size = sum(int(np.prod(a.shape[1:])) for a in leaves)
+    bits = jnp.float32(32 * size)
+    if kind == "decentralized":
+        mixed = jax.tree.map(lambda a: mixing(a.reshape(a.shape[0], -1)).reshape(a.shape).astype(a.dtype)
+                             if jnp.issubdtype(a.dtype, jnp.floating) else a, model)
+        degree = jnp.max(pricing.degrees)
+        return mixed, Cost(jnp.sum(pricing.degrees) * bits, pricing.network.gossip(degree, bits))
+    mixed = jax.tree.map(lambda a: jnp.broadcast_to(a.mean(0), a.shape).astype(a.dtype)
+                         if jnp.issubdtype(a.dtype, jnp.floating) else a, model)
+    return mixed, Cost(2 * (pricing.n - 1) * bits, pricing.network.allreduce(pricing.n, bits))
 
 
 def _evaluate(problem, X):
@@ -289,8 +451,8 @@ def _mesh_context(sharding):
     return contextlib.nullcontext() if sharding is None else jax.set_mesh(sharding.mesh)
 
 
-def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=None, resume=None, on_chunk=None,
-                 chunk_evals=None, stop_at=None) -> Result:
+def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=None, x0=None, resume=None, on_chunk=None,
+                 chunk_evals=None, stop_at=None, consensus_threshold=None, unroll=None) -> Result:
     """Run a prepared configuration from step 0, or from a checkpoint.
 
     Args (besides simulate's): ``resume``: ``(carry, m0, chunks)`` saved by an ``on_chunk`` callback, to continue
@@ -305,7 +467,8 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=
         if resume is None:
             X0 = initial_models(problem, x0)
             state = _init_state(algo, problem_p, prep.mixing, prep.pricing, _place(X0, prep.sharding, n))
-            carry, m0, chunks = fresh_carry(state, problem.x0.dtype), None, []
+            model = _place(initial_model_state(problem), prep.sharding, n)
+            carry, m0, chunks = fresh_carry(state, problem.x0.dtype, model=model), None, []
         else:
             carry, m0, chunks = resume
             carry = _place(carry, prep.sharding, n)
@@ -313,7 +476,7 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=
         num_evals = prep.steps // prep.eval_every
         per_chunk = _evals_per_chunk(num_evals, prep.eval_every) if chunk_evals is None else chunk_evals
         base_key = jax.random.key(prep.seed)
-        threshold = np.float32(divergence_threshold)
+        threshold = divergence_limits(divergence_threshold, consensus_threshold)
         show = progress if progress is not None else prep.steps >= 20000
         done = sum(len(c["step"]) for c in chunks)
         stopped = bool(chunks[-1]["stopped"][-1]) if chunks else False
@@ -324,7 +487,7 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=
                     break
                 carry, m = _run_chunk(carry, algo, problem_p, prep.mixing, prep.pricing, base_key, threshold,
                                       evals=per_chunk, eval_every=prep.eval_every, period=prep.period,
-                                      unroll=step_unroll(prep.steps))
+                                      unroll=step_unroll(prep.steps) if unroll is None else unroll)
                 first, rest = split_entry0(to_host(m))
                 m0 = first if m0 is None else m0
                 chunks.append(rest)
@@ -334,7 +497,8 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=1e6, x0=
                 if on_chunk is not None:
                     on_chunk(carry, m0, chunks)
     metrics, diverged, div_step = assemble_metrics(m0, chunks, num_evals, prep.eval_every)
-    return Result(metrics, dict(prep.config), diverged, div_step, time.perf_counter() - t_start, carry.state)
+    return Result(metrics, dict(prep.config), diverged, div_step, time.perf_counter() - t_start, carry.state,
+                  carry.model)
 
 
 def assemble_metrics(m0, chunks, num_evals, eval_every):
@@ -370,7 +534,8 @@ def assemble_metrics(m0, chunks, num_evals, eval_every):
 def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVarying | None = None, *, steps: int,
              seed: int = 0, eval_every: int | None = None, network: Network | None = None,
              compute: ComputeModel | None = None, backend: str = "auto", shard="auto", progress: bool | None = None,
-             divergence_threshold: float = 1e6, x0=None, label: str | None = None) -> Result:
+             divergence_threshold: float = DIVERGENCE_THRESHOLD, x0=None, label: str | None = None,
+             consensus_threshold: float = CONSENSUS_THRESHOLD, metrics=None, memory_limit: int | None = None) -> Result:
     """Run ``algorithm`` on ``problem`` over ``topology`` for ``steps`` iterations as compiled ``lax.scan`` chunks.
 
     Args:
@@ -387,18 +552,38 @@ def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVa
       shard: ``"auto"`` shards the worker axis over all devices when n divides evenly, ``True`` insists (error
         otherwise), ``False`` keeps one device.
       progress: show a progress bar (default: for runs of 20000 steps or more).
-      divergence_threshold: the run is marked diverged when the loss exceeds this many times its initial value.
+      divergence_threshold: the run is marked diverged when the loss at the average model exceeds this many times
+        its step-0 value (default 100; a non-finite loss or consensus distance always counts as diverged).
+      consensus_threshold: ... or when the consensus distance exceeds this many times ``max(1, ||xbar||^2)`` (default
+        100; ``float("inf")`` turns it off). Divergence is checked at every evaluation (every ``eval_every`` steps):
+        the run is frozen there, ``Result.diverged_step`` is that evaluation's step and later metrics are NaN.
       x0: optional initial models: (d,) shared by every worker, or (n, d) one per worker (default: the problem's).
       label: a name for plots and tables (default: the algorithm's name).
+      metrics: the metrics to evaluate, from ``jg.problems.METRICS`` (default: every one the problem has; ``loss``
+        is always evaluated: divergence detection reads it). ``"worker_accuracy"`` adds the mean and the minimum over
+        workers of each worker's own test accuracy (``worker_accuracy_mean``, ``worker_accuracy_min``).
+      memory_limit: bytes the run may use (default: 90% of the device's memory, or of the RAM on CPU); a run whose
+        estimate (:func:`jaxgossip.memory_estimate`) exceeds it is refused before compiling, with the numbers.
 
     Returns:
       A :class:`jaxgossip.Result`.
     """
     prep = prepare(problem, algorithm, topology, steps=steps, seed=seed, eval_every=eval_every, network=network,
-                   compute=compute, backend=backend, shard=shard)
+                   compute=compute, backend=backend, shard=shard, metrics=metrics)
     if label is not None:
         prep.config["label"] = str(label)
-    if not divergence_threshold > 1:
-        raise ValueError(f"simulate: divergence_threshold must be > 1, got {divergence_threshold}.")
+    divergence_limits(divergence_threshold, consensus_threshold)  # clear errors before compiling
     initial_models(problem, x0)  # shape check before compiling
-    return run_prepared(prep, progress=progress, divergence_threshold=divergence_threshold, x0=x0)
+    check_fits(prep, memory_limit)
+    return run_prepared(prep, progress=progress, divergence_threshold=divergence_threshold, x0=x0,
+                        consensus_threshold=consensus_threshold)
+
+
+def memory_estimate(problem, algorithm, topology=None, **kwargs) -> dict:
+    """Bytes a run of ``algorithm`` on ``problem`` needs, per part (parameters, optimizer state, model state, the
+    compressors' and other algorithm state, data, total), from the shapes alone: nothing compiles. Keyword arguments
+    are :func:`simulate`'s (``steps`` defaults to 1). See :mod:`jaxgossip.memory`."""
+    from jaxgossip.memory import estimate
+
+    kwargs.setdefault("steps", 1)
+    return estimate(prepare(problem, algorithm, topology, shard=False, **kwargs))

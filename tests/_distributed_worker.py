@@ -1,7 +1,14 @@
-"""One process of the two-process test (tests/test_distributed.py): prints the metrics as JSON."""
+"""One process of the two-process test (tests/test_distributed.py): prints the metrics and the final models as JSON.
+
+The models are gathered from every process (``process_allgather``) and printed as the hex of their float32 bytes, so the
+test can compare them bit for bit.
+"""
 
 import json
 import sys
+
+import numpy as np
+from jax.experimental import multihost_utils
 
 import jaxgossip as jg
 
@@ -11,4 +18,7 @@ if nproc > 1:
 prob = jg.problems.logistic_regression("digits", n_workers=8, batch_size=4, seed=0, solve_optimum=False)
 res = jg.simulate(prob, jg.algorithms.dpsgd(lr=0.1), jg.topology.ring(8), steps=20, eval_every=10, seed=2,
                   backend="shift", shard=nproc > 1)
-print("METRICS" + json.dumps({"devices": res.config["devices"], **{k: [float(v) for v in a] for k, a in res.metrics.items()}}))
+x = res.state.x
+x = np.asarray(multihost_utils.process_allgather(x, tiled=True) if nproc > 1 else x, np.float32)
+print("METRICS" + json.dumps({"devices": res.config["devices"], "models": x.tobytes().hex(),
+                              **{k: [float(v) for v in a] for k, a in res.metrics.items()}}))

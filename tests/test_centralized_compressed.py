@@ -9,7 +9,8 @@ import pytest
 
 import jaxgossip as jg
 from jaxgossip.algorithms._base import Context
-from jaxgossip.algorithms.csgd import ring_chunks, ring_compressed_sum
+from jaxgossip.algorithms.csgd import (compress_partitions, partition_message_bits, partition_sizes, ring_chunks,
+                                      ring_compressed_sum)
 from jaxgossip.algorithms.ecsgd import auxiliary_iterate
 from jaxgossip.compressors._base import worker_keys
 from jaxgossip.simulate import prepare
@@ -53,10 +54,12 @@ def _algorithms():
     out = {
         "cpsgd": A.cpsgd(lr=LR, pattern="parameter_server"),
         "id/csgd_ps": A.csgd(LR, identity, form="parameter_server"),
+        "id/csgd_ps_single": A.csgd(LR, identity, form="parameter_server", servers="single"),
         "id/csgd_allreduce": A.csgd(LR, identity, form="allreduce"),
         "id/ec_double": A.ec_sgd(LR, identity, compression="double"),
         "id/ec_single": A.ec_sgd(LR, identity, compression="single"),
-        "csgd_ps/sign": A.csgd(LR, C.sign()),
+        "csgd_ps/sign": A.csgd(LR, C.sign(), servers="single"),
+        "csgd_ps_multi/quantize2": A.csgd(LR, C.quantize(bits=2)),
         "csgd_allreduce/quantize2": A.csgd(LR, C.quantize(bits=2), form="allreduce"),
     }
     for cname, comp in _compressors().items():
@@ -107,7 +110,7 @@ def test_lemma_3_4_1_auxiliary_sequence_is_sgd(problem, runs, cname, compression
 
 
 # ---- identity compressor == C-PSGD ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["csgd_ps", "csgd_allreduce", "ec_double", "ec_single"])
+@pytest.mark.parametrize("name", ["csgd_ps", "csgd_ps_single", "csgd_allreduce", "ec_double", "ec_single"])
 def test_identity_compressor_equals_cpsgd_step_for_step(runs, name):
     ref_x, got_x = np.asarray(runs["cpsgd"][1].x), np.asarray(runs[f"id/{name}"][1].x)
     assert np.abs(ref_x[-1] - ref_x[0]).max() > 0.1  # the runs move
@@ -139,9 +142,9 @@ def test_ring_sum_matches_chunk_by_chunk_reference():
 
 
 def test_parameter_server_form_is_Q_of_mean_of_Q(problem):
-    """One CSGD step equals x - lr Q(mean_i Q(g_i)) with the documented keys (eq. 3.2)."""
+    """One CSGD step (one server) equals x - lr Q(mean_i Q(g_i)) with the documented keys (eq. 3.2)."""
     comp = C.quantize(bits=2)
-    algo = A.csgd(LR, comp)
+    algo = A.csgd(LR, comp, servers="single")
     prep = prepare(problem, algo, steps=1)
 
     @jax.jit
@@ -158,6 +161,67 @@ def test_parameter_server_form_is_Q_of_mean_of_Q(problem):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
 
 
+# ---- the multi-server parameter server (eq. 3.2 as the survey writes it, Sec. 1.3.4 and 3.1.2) ---------------------
+def test_per_partition_compression_equals_compressing_the_slices():
+    """Partition k of a d-vector (d = 10 over n = 4: 3, 3, 2, 2 coordinates) is compressed alone, with fold_in(key, k)."""
+    comp, key = C.quantize(bits=2), jax.random.key(3)
+    for d, n in ((10, 4), (12, 4), (3, 4)):
+        x = jax.random.normal(jax.random.key(d), (d,))
+        sizes = partition_sizes(d, n)
+        assert sum(sizes) == d and max(sizes) - min(sizes) <= 1
+        got = np.asarray(compress_partitions(comp, key, x, n))
+        bounds = np.cumsum((0,) + sizes)
+        want = np.concatenate([np.asarray(comp.compress(jax.random.fold_in(key, k), x[bounds[k]:bounds[k + 1]]))
+                               for k in range(n) if sizes[k]])
+        np.testing.assert_allclose(got, want, atol=1e-6)
+        # bits: each partition's message at its true length, empty partitions send nothing
+        assert float(partition_message_bits(comp, d, n)) == sum(2 * s + 64 for s in sizes if s)
+    # per partition is not per vector: each slice gets its own range
+    x = jax.random.normal(jax.random.key(0), (10,))
+    assert np.abs(np.asarray(compress_partitions(comp, key, x, 4)) - np.asarray(comp.compress(key, x))).max() > 1e-3
+
+
+def test_multi_server_step_is_per_partition_Q_of_mean_of_Q(problem):
+    comp = C.quantize(bits=2)
+    algo = A.csgd(LR, comp)  # servers="multi" is the default of eq. 3.2
+    prep = prepare(problem, algo, steps=1)
+
+    @jax.jit
+    def both(algo, problem):
+        ctx = Context(problem, prep.mixing, prep.pricing, jnp.zeros((), jnp.int32))
+        X0 = jnp.tile(problem.x0[None, :] + 0.3, (N, 1))
+        key = jax.random.key(5)
+        new, _ = algo.step(algo.init(X0, ctx), key, ctx)
+        G, _ = problem.stochastic_grads(jax.random.fold_in(key, 0), X0)
+        wk = worker_keys(jax.random.fold_in(key, 1), N)
+        up = jnp.mean(jnp.stack([compress_partitions(comp, wk[i], G[i], N) for i in range(N)]), axis=0)
+        return new.x, X0 - LR * compress_partitions(comp, jax.random.fold_in(key, 2), up, N)[None, :]
+
+    got, want = both(algo, problem)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
+
+
+def test_multi_server_cost_is_the_survey_closed_form(problem):
+    """2 (N - 1) alpha + 2 (N - 1) / N t_transfer per step (survey Sec. 1.3.4), t_transfer the time of the N
+    compressed partitions; the single server costs 2 N (alpha + B beta)."""
+    comp = C.quantize(bits=2)
+    alpha, bw, steps, batch_time = 1e-3, 1e6, 10, 2 / 1000
+    net = jg.Network(latency=alpha, bandwidth=bw)
+    multi = jg.simulate(problem, A.csgd(LR, comp), steps=steps, eval_every=5, network=net)
+    single = jg.simulate(problem, A.csgd(LR, comp, servers="single"), steps=steps, eval_every=5, network=net)
+    vec_bits = sum(2 * s + 64 for s in partition_sizes(D, N))  # (3, 3, 2, 2): 2 bits a value + min, max per partition
+    t_transfer = vec_bits / 8 / bw
+    per_step = batch_time + 2 * (N - 1) * alpha + 2 * (N - 1) / N * t_transfer
+    assert multi.metrics["sim_time"][-1] == pytest.approx(steps * per_step, rel=1e-5)
+    assert multi.metrics["bits"][-1] == pytest.approx(steps * 2 * (N - 1) * vec_bits)
+    whole = float(comp.bits(D))
+    assert single.metrics["sim_time"][-1] == pytest.approx(steps * (batch_time + 2 * N * (alpha + whole / 8 / bw)),
+                                                           rel=1e-5)
+    assert single.metrics["bits"][-1] == pytest.approx(steps * 2 * N * whole)
+    with pytest.raises(ValueError, match="servers must be one of"):
+        A.csgd(LR, comp, servers="many")
+
+
 # ---- traffic: bits and the slides' vector counts -------------------------------------------------------------------
 @pytest.mark.parametrize("cname", ["sign", "quantize2", "top_k"])
 def test_vectors_exchanged_match_slides_and_bits(runs, cname):
@@ -168,7 +232,7 @@ def test_vectors_exchanged_match_slides_and_bits(runs, cname):
         ("cpsgd", A.cpsgd(lr=LR, pattern="parameter_server"), 2 * N),
         (f"ec_single/{cname}", A.ec_sgd(LR, comp, "single"), N * (1 + c)),
         (f"ec_double/{cname}", A.ec_sgd(LR, comp, "double"), 2 * c * N),
-        (f"csgd_ps/{cname}", A.csgd(LR, comp), 2 * c * N),
+        (f"csgd_ps/{cname}", A.csgd(LR, comp, servers="single"), 2 * c * N),
         (None, A.doublesqueeze(LR, comp), 2 * c * N),
     ]
     for key, algo, want in cases:

@@ -404,13 +404,114 @@ def test_error_feedback_first_step_and_identity():
 
 
 def test_registry_builds_every_compressor():
-    kwargs = {"random_k": {"k": 2}, "top_k": {"k": 2}, "with_error_feedback": {"compressor": C.sign()}}
+    kwargs = {"random_k": {"k": 2}, "top_k": {"k": 2}}
     run = jax.jit(lambda c: (c.compress(jax.random.key(0), X), c.bits(D)))
     for name in C.REGISTRY:
-        if name in ("bounded", "with_error_feedback"):
-            continue  # bounded: another helper's, tested in its own file; error feedback: tested above
         comp = C.get(name, **kwargs.get(name, {}))
+        assert isinstance(comp, C.Compressor)
         out, bits = run(comp)
         assert out.shape == X.shape and bool(jnp.all(jnp.isfinite(out))) and float(bits) > 0
         assert not bool(jnp.any(comp.compress(jax.random.key(1), jnp.zeros(D))))  # 0 -> 0, no NaN from 0 / 0
-    assert isinstance(C.get("with_error_feedback", **kwargs["with_error_feedback"]), C.ErrorFeedback)
+
+
+def test_error_feedback_is_a_building_block_not_a_listed_compressor():
+    """Every algorithm rejects an ErrorFeedback as its compressor, so it is not offered as one (REGISTRY, `list`)."""
+    assert "with_error_feedback" not in C.REGISTRY
+    with pytest.raises(ValueError, match="compressor"):
+        C.get("with_error_feedback", compressor=C.sign())
+    ef = C.with_error_feedback(C.sign())
+    assert not isinstance(ef, C.Compressor) and isinstance(ef, C.ErrorFeedback)
+    assert "with_error_feedback" in C.__all__  # still public, as the combinator the EC algorithms are built from
+
+
+# ---- integer bits only ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [lambda: C.quantize(bits=2.5), lambda: C.quantize(bits=3.999), lambda: C.quantize(bits=np.nan),
+                                  lambda: C.quantize(bits=True), lambda: C.quantize(bits="4"),
+                                  lambda: C.low_precision(bits=7.5), lambda: C.low_precision(bits=np.inf)])
+def test_fractional_or_non_numeric_bits_are_refused(make):
+    """2.5 bits per value: 2^2.5 - 1 knobs is no whole number, so the decoded values were neither 2^2.5 nor <= max x."""
+    with pytest.raises(ValueError, match="bits"):
+        make()
+
+
+@pytest.mark.parametrize("make", [lambda: C.qsgd(levels=2.5), lambda: C.qsgd(levels=np.nan), lambda: C.qsgd(levels=True)])
+def test_fractional_levels_are_refused(make):
+    with pytest.raises(ValueError, match="levels"):
+        make()
+
+
+def test_integral_float_bits_are_fine_and_traced_bits_stay_traced():
+    assert float(C.quantize(bits=4.0).bits(100)) == float(C.quantize(bits=4).bits(100)) == 4 * 100 + 64
+    assert float(C.quantize(bits=np.int64(3)).bits(10)) == 3 * 10 + 64
+    bits = jax.jit(lambda b: C.quantize(bits=b).bits(100))(jnp.float32(6.0))  # a sweep's traced value: no check
+    assert float(bits) == 6 * 100 + 64
+
+
+@pytest.mark.parametrize("b", [1, 2, 3, 5])
+def test_quantized_values_are_2_to_the_b_knobs_within_min_and_max(b):
+    x = jax.random.normal(jax.random.key(3), (200,))
+    q = np.asarray(jax.vmap(lambda k: C.quantize(bits=b).compress(k, x))(jax.random.split(jax.random.key(4), 50)))
+    assert len(np.unique(q)) <= 2**b
+    ulps = 4e-7 * float(jnp.max(jnp.abs(x)))  # the top knob lo + L (hi - lo) / L rounds within an ulp or two of hi
+    assert q.min() >= float(x.min()) - ulps and q.max() <= float(x.max()) + ulps
+
+
+# ---- Compressor.check(d): can this compressor act on a d-vector? ------------------------------------------------------
+@pytest.mark.parametrize("comp", [C.top_k(k=1000), C.random_k(k=1000), C.random_k(k=1000, scaled=False)],
+                         ids=["top_k", "random_k", "random_k_unscaled"])
+def test_check_refuses_k_above_d(comp):
+    """top_k(k=1000) on d = 650 ran inside simulate and counted 1000 x 42 bits per message; check(650) refuses it."""
+    with pytest.raises(ValueError, match=r"k must satisfy 1 <= k <= d = 650, got k=1000"):
+        comp.check(650)
+    assert comp.check(1000) is comp
+
+
+@pytest.mark.parametrize("d", [0, -3, 2.5, "650", True, None])
+def test_check_refuses_a_length_that_is_no_positive_integer(d):
+    with pytest.raises(ValueError, match="vector length d"):
+        C.quantize(bits=4).check(d)
+
+
+def test_check_passes_every_compressor_that_can_act():
+    comps = [C.get(name, **({"k": 2} if name in ("random_k", "top_k") else {})) for name in C.REGISTRY]
+    comps += [C.top_k(fraction=0.5), C.random_k(fraction=1.0), C.quantize(bits=4, bucket=1000), C.sign(bucket=64)]
+    for comp in comps:
+        for d in (2, 650, np.int64(7)):
+            assert comp.check(d) is comp
+    assert C.top_k(fraction=0.01).check(1) is not None  # k = max(1, round(fraction d)) <= d for every d
+
+
+def test_error_feedback_checks_its_compressor():
+    with pytest.raises(ValueError, match="k must satisfy"):
+        C.with_error_feedback(C.top_k(k=10)).check(5)
+    ef = C.with_error_feedback(C.top_k(k=10))
+    assert ef.check(10) is ef
+
+
+# ---- bounded: the radius is enforced, so bits(d) is what a message costs ---------------------------------------------
+def test_bounded_enforces_its_radius_so_its_bit_count_is_honest():
+    """||x|| = 5, radius 1, d = 40: bits(40) was the count for the unit ball while x needs more; now x is scaled onto
+    the ball the code is sized for, so the decoded message lies in it (up to e) and costs no more than bits(d)."""
+    from jaxgossip.compressors.bounded import bits_for
+
+    e, M, d = 0.05, 1.0, 40
+    x = jax.random.normal(jax.random.key(0), (d,))
+    x = 5.0 * x / jnp.linalg.norm(x)
+    for randomized in (False, True):
+        comp = C.bounded(e=e, radius=M, randomized=randomized)
+        q = comp.compress(jax.random.key(1), x)
+        assert float(jnp.linalg.norm(q)) <= M + e * (1 + 1e-6)
+        assert float(jnp.linalg.norm(q - x)) <= float(jnp.linalg.norm(x)) - M + e * (1 + 1e-6)
+        sent = x * (M / jnp.linalg.norm(x))  # the vector the message encodes
+        assert float(bits_for(sent, e / 2 if randomized else e)) <= float(comp.bits(d))
+        assert float(bits_for(x, e)) > float(C.bounded(e=e, radius=M).bits(d))  # x itself would not fit
+    inside = 0.5 * x / 5.0  # ||inside|| = 0.5 <= M: unchanged behaviour, error <= e
+    q = C.bounded(e=e, radius=M).compress(jax.random.key(1), inside)
+    assert float(jnp.linalg.norm(q - inside)) <= e * (1 + 1e-6)
+    assert not bool(jnp.any(C.bounded(e=e, radius=M).compress(jax.random.key(1), jnp.zeros(d))))  # 0 -> 0
+
+
+def test_bounded_radius_stays_traced():
+    x = jnp.full((16,), 3.0)  # ||x|| = 12
+    out = jax.jit(lambda r: C.bounded(e=0.01, radius=r).compress(jax.random.key(0), x))(jnp.float32(2.0))
+    assert float(jnp.linalg.norm(out)) == pytest.approx(2.0, abs=0.011)

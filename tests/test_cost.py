@@ -156,6 +156,55 @@ def test_bad_input_is_rejected(build, match):
         build()
 
 
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("build, error, match", [
+    # a string where a number belongs: refused here, not inside jit ("Error interpreting argument ... abstract array")
+    (lambda: jg.Network(latency="1e-3"), TypeError, "latency must be a real number"),
+    (lambda: jg.Network(bandwidth="1e9"), TypeError, "bandwidth"),
+    (lambda: jg.Network(latency=True), TypeError, "latency"),
+    (lambda: jg.Network.from_rates(gbps="10"), TypeError, "gbps"),
+    (lambda: jg.ComputeModel(speed="fast"), TypeError, "speed must be a real number"),
+    (lambda: jg.ComputeModel.uniform("10", 90.0), TypeError, "low"),
+    (lambda: jg.ComputeModel.given(["fast", "slow"]), TypeError, "values"),
+    (lambda: jg.ComputeModel.given("fast"), TypeError, "values"),
+    (lambda: jg.ComputeModel.constant(10.0).with_stragglers(1, slowdown="5"), TypeError, "slowdown"),
+    # NaN and infinities
+    (lambda: jg.Network(latency=NAN), ValueError, "latency must be a finite number"),
+    (lambda: jg.Network(latency=INF), ValueError, "latency"),
+    (lambda: jg.Network(bandwidth=NAN), ValueError, "bandwidth"),
+    (lambda: jg.Network(bandwidth=np.float32(INF)), ValueError, "bandwidth"),
+    (lambda: jg.Network.from_rates(gbps=INF), ValueError, "gbps"),
+    (lambda: jg.Network.from_rates(latency_ms=NAN), ValueError, "latency_ms"),
+    (lambda: jg.ComputeModel(speed=NAN), ValueError, "speed must be a finite number"),
+    (lambda: jg.ComputeModel.exponential(INF), ValueError, "speed"),
+    (lambda: jg.ComputeModel.uniform(10.0, INF), ValueError, "high"),
+    (lambda: jg.ComputeModel.uniform(NAN, 90.0), ValueError, "low"),
+    (lambda: jg.ComputeModel.shifted_exponential(10.0, shift=NAN), ValueError, "shift"),
+    (lambda: jg.ComputeModel.given([50.0, NAN]), ValueError, "values"),
+    (lambda: jg.ComputeModel.given(np.array([50.0, INF])), ValueError, "values"),
+    (lambda: jg.ComputeModel.empirical([INF]), ValueError, "values"),
+    (lambda: jg.ComputeModel(slowdown=NAN), ValueError, "slowdown"),
+    (lambda: jg.ComputeModel.constant(10.0).with_stragglers(1, slowdown=INF), ValueError, "slowdown"),
+    (lambda: jg.ComputeModel.constant(10.0).with_stragglers(1, slowdown=NAN), ValueError, "slowdown"),
+])
+def test_strings_nan_and_infinity_are_refused_naming_the_argument(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_the_checks_let_jax_rebuild_the_records():
+    """jax rebuilds these pytrees with placeholders (None, objects) and tracers: no check may refuse those."""
+    net, comp = jg.Network(latency=1e-3), jg.ComputeModel.given([10.0, 20.0]).with_stragglers(1, slowdown=2.0)
+    assert jax.tree.map(lambda v: None, net).latency is None
+    jax.tree.map(lambda v: object(), comp)
+    out = jax.jit(lambda c, m: (c.message(8e3), m.speeds(jax.random.key(0), 2)))(net, comp)
+    np.testing.assert_allclose(out[1], [5.0, 20.0])  # worker 0 is the straggler, 2x slower
+    batched = jax.vmap(lambda lat: jg.Network(latency=lat).message(0.0))(jnp.array([1e-3, 2e-3]))
+    np.testing.assert_allclose(batched, [1e-3, 2e-3])
+
+
 def test_compute_model_is_traced():
     """Speeds parameters are traced: two uniform ranges share one compiled function."""
     traces = []

@@ -178,3 +178,34 @@ def test_theory_bad_input():
         jg.theory.estimate_alpha(C.identity(), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="reduce"):
         jg.theory.estimate_alpha(C.identity(), np.ones((2, 3)), reduce="median")
+
+
+def _heavy_tailed(p=0.03, blowup=3.0):
+    """A compressor that is exact except, with probability p per message, it sends blowup * x: the relative squared
+    error is 0 or (blowup - 1)^2, mean p (blowup - 1)^2 (0.12 here) but sup (blowup - 1)^2 (4 here)."""
+    def fn(key, x, p, blowup):
+        return jnp.where(jax.random.uniform(key) < p, blowup * x, x)
+
+    return C.Compressor({"p": p, "blowup": blowup}, "heavy_tailed", fn, lambda d, p, blowup: 32 * d, unbiased=False)
+
+
+def test_estimate_alpha_takes_the_sup_over_draws_not_the_mean():
+    """Issue 17: Thm. 1 of Tang et al. (2018) needs sup ||Z - C(Z)||^2 / ||Z||^2; the old mean over draws hid the
+    heavy tail, so DCD-PSGD's warning missed the violation."""
+    comp = _heavy_tailed()
+    Z = np.random.default_rng(0).standard_normal((16, 20))
+    mean = jg.theory.estimate_alpha(comp, Z, reduce="mean")
+    assert mean < 0.7  # sqrt(max over rows of the per-row mean of 64 draws of 0 or 4)
+    assert jg.theory.estimate_alpha(comp, Z) == pytest.approx(2.0)  # the default: the worst draw, sqrt(4)
+    assert jg.theory.estimate_alpha(comp, Z, reduce="max") == pytest.approx(2.0)
+    assert jg.theory.estimate_alpha(comp, Z, reduce="quantile", quantile=0.5) == 0.0  # a median misses it too
+    assert jg.theory.estimate_alpha(comp, Z, reduce="quantile", quantile=1.0) == pytest.approx(2.0)
+    # on a complete graph (rho = 0, mu = 1) Thm. 1 allows alpha < 1/2: the mean would say it holds, the sup does not
+    complete = jg.topology.complete(8)
+    assert jg.theory.dcd_condition(complete, 0.4).holds and not jg.theory.dcd_condition(complete, 2.0).holds
+    prob = jg.problems.quadratic(n_workers=8, dim=20, samples_per_worker=8, batch_size=2, seed=0)
+    with pytest.warns(RuntimeWarning, match=r"Thm\. 1"):
+        cond = jg.theory.warn_if_dcd_unstable(A.dcd_psgd(lr=0.05, compressor=comp), prob, complete)
+    assert cond.alpha == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="quantile must be"):
+        jg.theory.estimate_alpha(comp, Z, reduce="quantile", quantile=1.5)

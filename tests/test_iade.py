@@ -24,8 +24,8 @@ def test_bounded_error_within_radius_for_traced_radii():
     assert bool(jnp.all(err <= radii * (1 + 1e-5)))
     Qr = jax.vmap(encode_random)(jax.random.split(key, 64), V, radii)
     assert bool(jnp.all(jnp.linalg.norm(Qr - V, axis=1) <= radii * (1 + 1e-5)))
-    comp = jg.compressors.bounded(e=0.05)
     x = V[40]
+    comp = jg.compressors.bounded(e=0.05, radius=float(jnp.linalg.norm(x)))  # the compressor enforces its radius
     assert float(jnp.linalg.norm(comp.compress(key, x) - x)) <= 0.05 * (1 + 1e-6)
 
 

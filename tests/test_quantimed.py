@@ -27,11 +27,35 @@ NET = jg.Network(latency=1e-3, bandwidth=1e6)
 SPEEDS = jg.ComputeModel.uniform(10.0, 90.0)
 
 
+def test_long_deadline_subset_is_the_exact_local_gradient(topology):
+    """Paper 001, eq. 6 / Remark 1: S_i,t is a subset of the worker's m local samples; with T_d >= m / V_min every
+    worker uses all of them, so QuanTimed-DSGD is Q-DSGD with full local gradients (batch_size="full")."""
+    comp = jg.compressors.quantize(bits=4)
+    prob = jg.problems.logistic_regression("synthetic", n_workers=N, batch_size="full", solve_optimum=False,
+                                           num_samples=400)
+    m = int(prob.data_x.shape[1])
+    q = jg.algorithms.q_dsgd(alpha=0.5, eps=0.6, compressor=comp)
+    qt = jg.algorithms.quantimed_dsgd(alpha=0.5, eps=0.6, deadline=m / 10.0, compressor=comp)
+    kw = dict(steps=6, eval_every=1, seed=4, network=NET, compute=SPEEDS)
+    a = jg.simulate(prob, q, topology, **kw)
+    b = jg.simulate(prob, qt, topology, **kw)
+    np.testing.assert_allclose(a.metrics["loss"], b.metrics["loss"], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(a.state.x), np.asarray(b.state.x), rtol=1e-4, atol=1e-5)
+    # a short deadline uses a random subset: fewer samples, and never one twice
+    X = jnp.zeros((N, prob.d))
+    idx, mask = prob._sample_indices(jax.random.key(0), N, m, jnp.full((N,), 5), False)
+    for row, keep in zip(np.asarray(idx), np.asarray(mask)):
+        assert keep.sum() == 5 and len(set(row[keep].tolist())) == 5
+    del X
+
+
 def test_long_deadline_equals_q_dsgd_with_batch_m(problem, topology):
-    """With T_d >= m / V_min every worker finishes its m samples: QuanTimed-DSGD is Q-DSGD step for step."""
+    """With replacement (the earlier reading) and T_d >= m / V_min every worker finishes its m = batch_size samples:
+    QuanTimed-DSGD is Q-DSGD step for step."""
     comp = jg.compressors.quantize(bits=4)
     q = jg.algorithms.q_dsgd(alpha=0.5, eps=0.6, compressor=comp)
-    qt = jg.algorithms.quantimed_dsgd(alpha=0.5, eps=0.6, deadline=M / 10.0, compressor=comp)
+    qt = jg.algorithms.quantimed_dsgd(alpha=0.5, eps=0.6, deadline=M / 10.0, compressor=comp,
+                                      sampling="with_replacement")
     kw = dict(steps=12, eval_every=1, seed=4, network=NET, compute=SPEEDS)
     a = jg.simulate(problem, q, topology, **kw)
     b = jg.simulate(problem, qt, topology, **kw)
@@ -79,16 +103,23 @@ def _run_steps(problem, topology, algo, k):
     return X0, state.x, np.asarray(seconds)
 
 
-def test_partial_batches_follow_eq_6_and_8(problem, topology):
-    """One step by hand: sizes min(m, floor(V T_d)) from the step's speeds, masked gradients, eq. 8."""
+@pytest.mark.parametrize("sampling", ["subset", "with_replacement"])
+def test_partial_batches_follow_eq_6_and_8(problem, topology, sampling):
+    """One step by hand: sizes min(m, floor(V T_d)) from the step's speeds, masked gradients, eq. 8; m is the local
+    data size for the paper's subsets (without replacement), the batch size for draws with replacement."""
     deadline, alpha, eps = 0.07, 0.4, 0.7  # V in [10, 90]: sizes 0 .. 6
-    algo = jg.algorithms.quantimed_dsgd(alpha=alpha, eps=eps, deadline=deadline, compressor=jg.compressors.identity())
+    algo = jg.algorithms.quantimed_dsgd(alpha=alpha, eps=eps, deadline=deadline, compressor=jg.compressors.identity(),
+                                        sampling=sampling)
     X0, new, cost, key, prep = _one_step(problem, topology, algo)
     V = prep.pricing.speeds(key)
-    sizes = np.minimum(np.floor(np.asarray(V) * deadline), M).astype(int)
-    np.testing.assert_array_equal(deadline_sizes(V, deadline, M), sizes)
+    m = problem.data_x.shape[1] if sampling == "subset" else M
+    sizes = np.minimum(np.floor(np.asarray(V) * deadline), m).astype(int)
+    np.testing.assert_array_equal(deadline_sizes(V, deadline, m), sizes)
     assert len(set(sizes.tolist())) > 1  # the test exercises different batch sizes
-    G, _ = problem.stochastic_grads(jax.random.fold_in(key, 0), X0, jnp.asarray(sizes))
+    if sampling == "subset":
+        G, _ = problem.stochastic_grads(jax.random.fold_in(key, 0), X0, jnp.asarray(sizes), replace=False, batch=m)
+    else:
+        G, _ = problem.stochastic_grads(jax.random.fold_in(key, 0), X0, jnp.asarray(sizes))
     W = jnp.asarray(topology.W, jnp.float32)
     expected = (1 - eps) * X0 + eps * (W @ X0) - alpha * eps * G
     np.testing.assert_allclose(np.asarray(new.x), np.asarray(expected), rtol=1e-5, atol=1e-6)

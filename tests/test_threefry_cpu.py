@@ -9,7 +9,8 @@ import jaxgossip  # noqa: F401  (installs the lowering)
 from jaxgossip import _threefry_cpu
 from _fresh import outputs_per_value
 
-pytestmark = pytest.mark.skipif(not _threefry_cpu.installed(), reason="this jax has no rolled CPU Threefry lowering")
+pytestmark = pytest.mark.skipif(not _threefry_cpu.installed(), reason="the unrolled lowering is not installed "
+                                "(JAXGOSSIP_ROLLED_THREEFRY=1, or this jax has no rolled CPU Threefry lowering)")
 
 
 def test_hash_equals_the_rolled_reference():

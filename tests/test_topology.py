@@ -175,3 +175,51 @@ def test_time_varying_rho_above_the_dense_limit_matches_the_dense_product():
     P = tv.topologies[2].W @ tv.topologies[1].W @ tv.topologies[0].W
     expected = np.max(np.abs(np.linalg.eigvals(P - 1 / tv.n))) ** (1 / 3)
     assert tv.rho == pytest.approx(expected, abs=1e-9)
+
+
+# ---- the undirected constructors refuse what they would otherwise change silently ------------------------------------
+def _square(n=5):
+    A = np.zeros((n, n), int)
+    for k in range(n):
+        A[k, (k + 1) % n] = A[(k + 1) % n, k] = 1
+    return A
+
+
+def test_a_directed_networkx_graph_is_refused():
+    """A DiGraph is an nx.Graph subclass: it used to be made undirected without a word."""
+    with pytest.raises(ValueError, match="directed.*require an undirected graph"):
+        T.from_adjacency(nx.DiGraph([(0, 1), (1, 2), (2, 0)]))
+    with pytest.raises(ValueError, match="directed"):
+        T.from_adjacency(nx.cycle_graph(4, create_using=nx.DiGraph))
+    assert T.from_adjacency(nx.DiGraph([(0, 1), (1, 2), (2, 0)]).to_undirected()).n == 3  # the way out
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_a_non_symmetric_adjacency_is_refused(sparse):
+    import scipy.sparse as sp
+
+    A = _square()
+    A[0, 1] = 0  # edge 1 -> 0 only
+    with pytest.raises(ValueError, match="symmetric"):
+        T.from_adjacency(sp.coo_matrix(A) if sparse else A)
+
+
+@pytest.mark.parametrize("value", [-1, 2, 0.5, np.nan, np.inf])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_an_adjacency_that_is_not_binary_is_refused(value, sparse):
+    """The adjacency is a 0/1 pattern (the weights come from `weights`): a -1 is no edge, a 2 no heavier one."""
+    import scipy.sparse as sp
+
+    A = _square().astype(float)
+    A[0, 1] = A[1, 0] = value
+    with pytest.raises(ValueError, match="0/1"):
+        T.from_adjacency(sp.csr_matrix(A) if sparse else A)
+
+
+def test_binary_adjacencies_of_any_dtype_and_a_diagonal_are_accepted():
+    A = _square()
+    ref = T.from_adjacency(A).W
+    for B in (A.astype(bool), A.astype(np.float32), A + np.eye(5, dtype=int)):  # the diagonal is ignored
+        np.testing.assert_array_equal(T.from_adjacency(B).W, ref)
+    with pytest.raises(TypeError, match="0/1"):
+        T.from_adjacency(A.astype(complex))

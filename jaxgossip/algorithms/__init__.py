@@ -14,6 +14,11 @@ from jaxgossip.algorithms.ecsgd import doublesqueeze, ec_sgd
 from jaxgossip.algorithms.traffic import slides_vectors, vectors_exchanged
 from jaxgossip.algorithms.quantimed import q_dsgd, quantimed_dsgd
 from jaxgossip.algorithms.asynchronous import asgd, async_dsgd
+from jaxgossip.algorithms.tracking import gradient_tracking
+from jaxgossip.algorithms.exact_diffusion import d2, exact_diffusion
+from jaxgossip.algorithms.ef21 import ef21
+from jaxgossip.algorithms.beer import beer
+from jaxgossip.algorithms.pushsum import sgp
 
 REGISTRY = {
     "iade": iade,
@@ -36,6 +41,12 @@ REGISTRY = {
     "deepsqueeze": deepsqueeze,
     "q_dsgd": q_dsgd,
     "quantimed_dsgd": quantimed_dsgd,
+    "gradient_tracking": gradient_tracking,
+    "exact_diffusion": exact_diffusion,
+    "d2": d2,
+    "ef21": ef21,
+    "beer": beer,
+    "sgp": sgp,
 }
 
 

@@ -15,6 +15,7 @@ Contract:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from typing import Any, Callable, NamedTuple
@@ -29,7 +30,8 @@ from jaxgossip.cost import Pricing
 from jaxgossip.gossip import Mixing
 from jaxgossip.problems._base import Problem
 
-__all__ = ["Algorithm", "Context", "split_key", "local_direction", "init_optimizer", "KINDS"]
+__all__ = ["Algorithm", "Context", "split_key", "local_direction", "init_optimizer", "KINDS", "hyper_at", "local_update",
+           "LocalOptimizer", "updates", "direction", "describe_transform"]
 
 #: ``decentralized`` algorithms gossip over the topology; ``centralized`` ones average exactly (AllReduce or server);
 #: ``star`` ones talk to one server.
@@ -75,10 +77,32 @@ class Algorithm:
         return self.step_fn(self, state, key, ctx)
 
     def replace_hyper(self, **kwargs) -> "Algorithm":
-        """A copy with some hyperparameters changed (same static structure, so no recompile)."""
+        """A copy with some hyperparameters changed (same static structure, so no recompile).
+
+        Every new value passes the range check of the factory argument of the same name before anything compiles: the
+        factory that built this algorithm (``jaxgossip.algorithms.REGISTRY[self.name]``; a hyperparameter is the
+        argument of the same name) is called again with the new values and the current ones, and its ValueError comes
+        through as it is. Static arguments (``order``, ``optimizer``) are not part of ``hyper`` and take the factory's
+        defaults in that check; traced values are not checked (as in the factories); an algorithm not in the registry
+        is not checked.
+        """
         unknown = set(kwargs) - set(self.hyper)
         if unknown:
             raise ValueError(f"{self.name}: unknown hyperparameters {sorted(unknown)}; it has {sorted(self.hyper)}.")
+        from jaxgossip.algorithms import REGISTRY  # late: the registry's modules import this one
+
+        factory = REGISTRY.get(self.name)
+        if factory is not None and kwargs:
+            import inspect
+
+            signature = inspect.signature(factory)
+            args = {k: v for k, v in {**self.hyper, **kwargs}.items() if k in signature.parameters}
+            try:
+                signature.bind(**args)
+            except TypeError:  # the factory needs arguments the record does not keep: nothing to check against
+                args = None
+            if args is not None:
+                factory(**args)
         hyper = dict(self.hyper)
         hyper.update({k: to_device(v, np.float32) if isinstance(v, (int, float)) else v for k, v in kwargs.items()})
         return self.replace(hyper=hyper)
@@ -91,6 +115,15 @@ class Algorithm:
             except (TypeError, ValueError):
                 parts.append(f"{k}={v!r}")
         return f"{self.name}({', '.join(parts)})"
+
+
+def hyper_at(algo, name: str, t):
+    """Hyperparameter ``name`` of ``algo`` at (0-based, traced) step ``t``: a schedule is evaluated at t, a number is
+    returned as it is. Every step reads its learning rate through this, so ``lr`` may be a schedule."""
+    from jaxgossip.schedules import Schedule
+
+    value = algo.hyper[name]
+    return value.at(t) if isinstance(value, Schedule) else value
 
 
 def split_key(key, n=2):
@@ -114,19 +147,148 @@ def local_direction(optimizer, G, opt_state, X):
 
 def as_float(name: str, arg: str, value, low=None, high=None, low_open=True, high_open=False):
     """A hyperparameter as a float32 array, range-checked in Python (clear errors before compiling); see
-    :func:`jaxgossip.compressors._base.check_range`. ``None`` bounds are unbounded."""
+    :func:`jaxgossip.compressors._base.check_range`. ``None`` bounds are unbounded. ``lr`` may also be a schedule
+    (:mod:`jaxgossip.schedules`, or an optax schedule), returned as a :class:`~jaxgossip.schedules.Schedule`."""
     if isinstance(value, jax.core.Tracer):
         return value
+    if arg == "lr":
+        from jaxgossip.schedules import as_schedule
+
+        schedule = as_schedule(name, arg, value)
+        if schedule is not None:
+            return schedule
     lo, hi = -math.inf if low is None else low, math.inf if high is None else high
     check_range(name, arg, value, lo, hi, low_open=low_open and low is not None, high_open=high_open and high is not None)
     return to_device(float(value), np.float32)
 
 
-def check_optimizer(name, optimizer):
-    if optimizer is None:
-        return None
+#: Algorithms that apply ``lr`` after compressing or averaging the local directions: an optax optimizer with its own
+#: learning rate (``optax.sgd(0.1)``) has no meaning there; they take direction transforms only.
+DIRECTIONS_ONLY = ("csgd", "ec_sgd", "doublesqueeze", "asgd", "async_dsgd")
+CONVENTIONS = ("direction", "updates")
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalOptimizer:
+    """A worker's local optax transformation and what its output means.
+
+    ``convention="updates"``: optax's own (``optax.sgd(0.1, momentum=0.9)``, ``optax.adamw(1e-3)``): the update is
+    *added* to the model (``apply_updates`` is p + u) and holds its learning rate; the algorithm's ``lr`` is not used.
+    ``convention="direction"``: a ``scale_by_*`` / ``trace`` transformation at unit step size; the model moves by
+    ``-lr * direction``.
+    """
+
+    tx: Any
+    convention: str
+    description: str
+
+    def init(self, params):
+        return self.tx.init(params)
+
+    def update(self, grads, state, params):
+        return self.tx.update(grads, state, params)
+
+    def __repr__(self) -> str:
+        return f"{self.description} [{self.convention}]"
+
+
+def describe_transform(tx) -> str:
+    """A readable description of an optax transformation from its closures, e.g.
+    ``chain(trace(decay=0.9, nesterov=False), scale(step_size=-0.1))`` (so two runs with other optimizers have
+    other configurations)."""
+
+    def walk(fn, depth=0):
+        if depth > 8 or not callable(fn):
+            return repr(fn)
+        name = getattr(fn, "__qualname__", type(fn).__name__).split(".<locals>")[0]
+        cells = zip(getattr(getattr(fn, "__code__", None), "co_freevars", ()), getattr(fn, "__closure__", None) or ())
+        parts = []
+        for var, cell in cells:
+            try:
+                v = cell.cell_contents
+            except ValueError:
+                continue
+            if isinstance(v, (bool, int, float, str)) or v is None:
+                parts.append(f"{var}={v!r}")
+            elif isinstance(v, (tuple, list)) and v and all(callable(f) for f in v):
+                parts.extend(walk(f, depth + 1) for f in v)
+            elif hasattr(v, "update") and callable(getattr(v, "update")):
+                parts.append(walk(v.update, depth + 1))
+            elif callable(v) and getattr(v, "__qualname__", "").endswith("update_fn"):
+                parts.append(walk(v, depth + 1))
+            elif callable(v):
+                parts.append(f"{var}={getattr(v, '__qualname__', type(v).__name__).split('.<locals>')[0]}")
+        return f"{name}({', '.join(parts)})"
+
+    return walk(tx.update)
+
+
+def _convention(name, tx):
+    """Which convention an optax transformation follows, from one update of a gradient of ones at zero parameters:
+    all negative -> ``"updates"`` (it descends and holds a learning rate), all positive -> ``"direction"``."""
+    import jax.numpy as jnp
+
+    params = jnp.zeros(3, jnp.float32)
+    try:
+        u, _ = tx.update(jnp.ones(3, jnp.float32), tx.init(params), params)
+        u = np.asarray(u)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{name}: the optimizer fails on a flat parameter vector ({type(e).__name__}: {e}); "
+                         "jaxgossip's workers hold flat float32 vectors.") from e
+    if np.all(u < 0):
+        return "updates"
+    if np.all(u > 0):
+        return "direction"
+    raise ValueError(f"{name}: cannot tell whether the optimizer returns updates to add (optax.sgd, optax.adamw) or "
+                     "directions to scale by -lr (optax.trace, optax.scale_by_adam); declare it with "
+                     "jg.algorithms.updates(tx) or jg.algorithms.direction(tx).")
+
+
+def updates(tx) -> LocalOptimizer:
+    """Declare an optax optimizer whose output is added to the model and holds its learning rate (optax's own
+    convention: ``optax.sgd(0.1, momentum=0.9)``, ``optax.adamw(1e-3)``)."""
+    return LocalOptimizer(_optax_transform("updates", tx), "updates", describe_transform(tx))
+
+
+def direction(tx) -> LocalOptimizer:
+    """Declare an optax transformation whose output is a direction at unit step size, scaled by ``-lr``
+    (``optax.trace(0.9)``, ``optax.scale_by_adam()``)."""
+    return LocalOptimizer(_optax_transform("direction", tx), "direction", describe_transform(tx))
+
+
+def _optax_transform(name, tx):
     import optax  # only when one is given: optax takes ~0.1 s to import
 
-    if not isinstance(optimizer, optax.GradientTransformation):
-        raise ValueError(f"{name}: optimizer must be an optax.GradientTransformation or None, got {type(optimizer).__name__}.")
+    if not isinstance(tx, optax.GradientTransformation):
+        raise ValueError(f"{name}: optimizer must be an optax.GradientTransformation or None, got {type(tx).__name__}.")
+    return tx
+
+
+def error_feedback_hint(compressor) -> str:
+    """The extra sentence for an ErrorFeedback passed where a compressor is expected."""
+    if type(compressor).__name__ != "ErrorFeedback":
+        return ""
+    return (" with_error_feedback(...) is the building block of the error-compensated algorithms, not a compressor; "
+            "pass the plain compressor to ec_sgd / doublesqueeze / deepsqueeze, which apply error feedback themselves.")
+
+
+def check_optimizer(name, optimizer):
+    """The optimizer as a :class:`LocalOptimizer` (its convention told by :func:`_convention` unless declared)."""
+    if optimizer is None:
+        return None
+    if not isinstance(optimizer, LocalOptimizer):
+        tx = _optax_transform(name, optimizer)
+        optimizer = LocalOptimizer(tx, _convention(name, tx), describe_transform(tx))
+    if optimizer.convention == "updates" and name in DIRECTIONS_ONLY:
+        raise ValueError(f"{name}: applies lr after compressing or averaging the workers' directions, so it takes a "
+                         f"direction transform (optax.trace(0.9), optax.scale_by_adam()) with lr=..., not an optax "
+                         f"optimizer with its own learning rate ({optimizer.description}).")
     return optimizer
+
+
+def local_update(algo, U, t):
+    """What a worker subtracts from its model for local direction U at step t: ``lr(t) * U``, or ``-U`` when the
+    optimizer returns optax updates (which hold their own learning rate and sign)."""
+    if algo.optimizer is not None and getattr(algo.optimizer, "convention", "direction") == "updates":
+        return -U
+    return hyper_at(algo, "lr", t) * U

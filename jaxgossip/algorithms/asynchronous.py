@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer, local_direction
+from jaxgossip.algorithms._base import hyper_at
 from jaxgossip.compressors._base import FLOAT_BITS
 from jaxgossip.cost import Cost
 
@@ -107,7 +108,7 @@ def _mix_all(algo, state, seen, active, key, ctx):
     U, opt = local_direction(algo.optimizer, G, state.opt, state.x)
     # W_ii x_i + sum_{j != i} W_ij seen_j: a worker always has its own current model.
     mixed = ctx.mixing(seen) + ctx.mixing.diag[:, None] * (state.x - seen)
-    x = _where_rows(active, mixed - algo.hyper["lr"] * U, state.x)
+    x = _where_rows(active, mixed - hyper_at(algo, "lr", ctx.t) * U, state.x)
     opt = jax.tree.map(lambda new, old: _where_rows(active, new, old), opt, state.opt)
     return x, opt
 
@@ -120,7 +121,7 @@ def _mix_one(algo, state, seen, active, key, ctx):
     mixed = jnp.dot(w, seen, precision=jax.lax.Precision.HIGHEST) + ctx.mixing.diag[i] * (state.x[i] - seen[i])
     g = one_worker_grad(ctx.problem, jax.random.fold_in(key, _GRAD), i, state.x[i])
     u, opt = _row_direction(algo.optimizer, g, state.opt, i, state.x[i])
-    return state.x.at[i].set(mixed - algo.hyper["lr"] * u), opt
+    return state.x.at[i].set(mixed - hyper_at(algo, "lr", ctx.t) * u), opt
 
 
 def _async_dsgd_step(algo, state, key, ctx):
@@ -233,7 +234,7 @@ def _asgd_step(algo, state, key, ctx):
         u, opt = g, state.opt
     else:
         u, opt = algo.optimizer.update(g, state.opt, state.x[0])
-    server = state.x[0] - algo.hyper["lr"] * u  # x_{t+1} = x_t - gamma g(x_{D(t)})
+    server = state.x[0] - hyper_at(algo, "lr", ctx.t) * u  # x_{t+1} = x_t - gamma g(x_{D(t)})
     stale = state.t - state.version[i]
     bins = state.staleness.shape[0]
     new = ASGDState(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 
 from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer
+from jaxgossip.algorithms._base import error_feedback_hint
 from jaxgossip.algorithms.dpsgd import SGDState, _init, local_step
 from jaxgossip.compressors._base import Compressor, compress_rows
 
@@ -30,7 +31,7 @@ def _dcd_check(algo, problem, topology):
 def check_compressor(name: str, compressor) -> Compressor:
     if not isinstance(compressor, Compressor):
         raise ValueError(f"{name}: compressor must be a jg.compressors.Compressor (e.g. quantize(bits=8)), "
-                         f"got {type(compressor).__name__}.")
+                         f"got {type(compressor).__name__}." + error_feedback_hint(compressor))
     return compressor
 
 

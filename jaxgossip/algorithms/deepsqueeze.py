@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer
+from jaxgossip.algorithms.choco import check_consensus, default_consensus
 from jaxgossip.algorithms.dcd import check_compressor
 from jaxgossip.algorithms.dpsgd import SGDState, local_step
 from jaxgossip.compressors._base import Compressor, compress_rows
@@ -36,7 +37,7 @@ def _ds_step(algo, state, key, ctx):
     return DeepSqueezeState(x, v - cv, opt), cost
 
 
-def deepsqueeze(lr=0.1, compressor: Compressor | None = None, consensus=1.0, optimizer=None) -> Algorithm:
+def deepsqueeze(lr=0.1, compressor: Compressor | None = None, consensus=None, optimizer=None) -> Algorithm:
     """DeepSqueeze (Tang, Lian, Qiu, Yuan, Zhang, Zhang, Liu 2019; slides 004, "DCD-SGD + error compensation").
 
         X_half = X_t - gamma G_t;   V = X_half + Delta;   Delta <- V - C(V);   X_{t+1} = X_half + c (W - I) C(V).
@@ -45,12 +46,21 @@ def deepsqueeze(lr=0.1, compressor: Compressor | None = None, consensus=1.0, opt
     (sign, top-k) work and 2-bit quantization converges where DCD-PSGD fails. With the identity compressor and c = 1
     it is D-PSGD in the survey's order, X_{t+1} = W (X_t - gamma G_t) (``dpsgd(order="survey")``).
 
+    The default consensus step depends on the compressor: ``jg.theory.suggest_consensus(compressor, "deepsqueeze")``,
+    omega^2 rounded down (omega the compression quality of Koloskova et al. 2019), e.g. 1 for the identity, 0.3 for
+    sign, 0.2 for 2-bit quantization. The old default 1.0 with sign ended, on the CLI's example, at consensus distance
+    2085 and loss 0.58 (D-PSGD 0.116) after 1000 steps. ``simulate`` warns when c is more than twice the value
+    suggested for the problem's own messages.
+
     Args:
       lr: step size gamma (traced).
       compressor: any compressor (biased ones included).
-      consensus: consensus step c (eta in the paper) in (0, 1] (traced).
+      consensus: consensus step c (eta in the paper) in (0, 1] (traced); None (default): chosen from the compressor.
       optimizer: optional optax direction transformation.
     """
-    hyper = {"lr": as_float("deepsqueeze", "lr", lr, 0), "compressor": check_compressor("deepsqueeze", compressor),
+    compressor = check_compressor("deepsqueeze", compressor)
+    consensus = default_consensus("deepsqueeze", compressor, consensus)
+    hyper = {"lr": as_float("deepsqueeze", "lr", lr, 0), "compressor": compressor,
              "consensus": as_float("deepsqueeze", "consensus", consensus, 0, 1)}
-    return Algorithm(hyper, "deepsqueeze", _ds_init, _ds_step, "decentralized", check_optimizer("deepsqueeze", optimizer))
+    return Algorithm(hyper, "deepsqueeze", _ds_init, _ds_step, "decentralized",
+                     check_optimizer("deepsqueeze", optimizer), check_fn=check_consensus)

@@ -7,7 +7,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer, local_direction
+from jaxgossip.algorithms._base import (Algorithm, as_float, check_optimizer, init_optimizer, local_direction,
+                                        local_update)
 from jaxgossip.compressors._base import FLOAT_BITS, Compressor, compress_rows
 
 __all__ = ["cpsgd", "dpsgd", "naive_compressed", "SGDState", "local_step"]
@@ -26,13 +27,14 @@ def _init(algo, X0, ctx):
 
 
 def local_step(algo, state, key, ctx):
-    """``lr * U`` where U is the local direction at the current models (the stochastic gradient for plain SGD).
+    """``lr(t) * U`` where U is the local direction at the current models (the stochastic gradient for plain SGD), or
+    ``-U`` for an optax optimizer's updates (see :func:`jaxgossip.algorithms._base.local_update`).
 
     Gradients use ``fold_in(key, 0)``'s per-worker keys; compressors should use ``fold_in(key, 1)`` and up.
     """
     G, _ = ctx.problem.stochastic_grads(jax.random.fold_in(key, 0), state.x)
     U, opt = local_direction(algo.optimizer, G, state.opt, state.x)
-    return algo.hyper["lr"] * U, opt
+    return local_update(algo, U, ctx.t), opt
 
 
 # ---- C-PSGD ----------------------------------------------------------------------------------------------------------

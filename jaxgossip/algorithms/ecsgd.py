@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer
+from jaxgossip.algorithms._base import hyper_at
 from jaxgossip.algorithms.csgd import check_compressor, local_directions
 from jaxgossip.compressors._base import FLOAT_BITS, Compressor, compress_rows
 
@@ -61,7 +62,7 @@ def _step_double(algo, state, key, ctx):
     qv = comp.compress(jax.random.fold_in(key, 2), v)
     d = state.x.shape[1]
     cost = ctx.pricing.parameter_server(key, comp.bits(d), comp.bits(d), ctx.problem.batch_size)
-    x = state.x - algo.hyper["lr"] * qv[None, :]
+    x = state.x - hyper_at(algo, "lr", ctx.t) * qv[None, :]
     return ECState(x, opt, worker_error, v - qv), cost
 
 
@@ -71,7 +72,7 @@ def _step_single(algo, state, key, ctx):
     v = jnp.mean(QV, axis=0)
     d = state.x.shape[1]
     cost = ctx.pricing.parameter_server(key, comp.bits(d), FLOAT_BITS * d, ctx.problem.batch_size)
-    x = state.x - algo.hyper["lr"] * v[None, :]
+    x = state.x - hyper_at(algo, "lr", ctx.t) * v[None, :]
     return ECState(x, opt, worker_error, state.server_error), cost
 
 

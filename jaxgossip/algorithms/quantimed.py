@@ -7,8 +7,11 @@ Both exchange quantized models z_j = Q(x_j) and update with eq. 8,
 for the whole stack at once: ``sum_{j != i} w_ij z_j = (W Z)_i - w_ii z_i``. Q-DSGD computes g_i on a fixed batch of
 b samples (the problem's ``batch_size``) and waits for the slowest worker (b / min_i V_i,t). QuanTimed-DSGD (Alg. 1)
 stops every worker at the deadline T_d: worker i averages the gradients of the |S_i,t| = min(m, floor(V_i,t T_d))
-samples it reached (eq. 6; zero samples give a zero gradient), with m the problem's ``batch_size`` as the cap, so an
-iteration always costs T_d plus the communication.
+samples it reached (eq. 6; zero samples give a zero gradient), so an iteration always costs T_d plus the
+communication. The samples are a subset S_i,t of the worker's m local samples drawn without replacement, and m is the
+worker's local data size (eq. 6, Remark 1: a deadline that reaches every sample gives the exact local gradient);
+``sampling="with_replacement"`` keeps the earlier reading (draws with replacement, capped at the problem's
+``batch_size``).
 """
 
 from __future__ import annotations
@@ -54,11 +57,25 @@ def _q_dsgd_step(algo, state, key, ctx):
 
 
 def _quantimed_step(algo, state, key, ctx):
+    """With replacement, at most ``batch_size`` samples (``sampling="with_replacement"``)."""
     deadline = algo.hyper["deadline"]
     sizes = deadline_sizes(ctx.pricing.speeds(key), deadline, ctx.problem.batch_size)
     G, _ = ctx.problem.stochastic_grads(jax.random.fold_in(key, 0), state.x, sizes)
     x, msg_bits = _eq8(algo, state, G, key, ctx)
     return SGDState(x, ()), ctx.pricing.gossip_deadline(deadline, msg_bits)
+
+
+def _quantimed_subset_step(algo, state, key, ctx):
+    """A subset of the worker's own samples without replacement, at most its local data size (eq. 6, Remark 1)."""
+    deadline = algo.hyper["deadline"]
+    m = ctx.problem.data_x.shape[1]
+    sizes = deadline_sizes(ctx.pricing.speeds(key), deadline, m)
+    G, _ = ctx.problem.stochastic_grads(jax.random.fold_in(key, 0), state.x, sizes, replace=False, batch=m)
+    x, msg_bits = _eq8(algo, state, G, key, ctx)
+    return SGDState(x, ()), ctx.pricing.gossip_deadline(deadline, msg_bits)
+
+
+SAMPLINGS = ("subset", "with_replacement")
 
 
 def _check_compressor(name, compressor):
@@ -87,12 +104,13 @@ def q_dsgd(alpha=0.1, eps=0.5, compressor: Compressor | None = None) -> Algorith
     return Algorithm(hyper, "q_dsgd", _init, _q_dsgd_step, "decentralized")
 
 
-def quantimed_dsgd(alpha=0.1, eps=0.5, deadline=1.0, compressor: Compressor | None = None) -> Algorithm:
+def quantimed_dsgd(alpha=0.1, eps=0.5, deadline=1.0, compressor: Compressor | None = None,
+                   sampling: str = "subset") -> Algorithm:
     """QuanTimed-DSGD (Reisizadeh et al. 2019, Alg. 1, eq. 6-8): quantized gossip with a computation deadline.
 
     At the step's speeds V_i,t (from the compute model) worker i averages the gradients of its first
-    min(m, floor(V_i,t T_d)) samples (eq. 6; m is the problem's ``batch_size``; none gives a zero gradient), then
-    applies eq. 8. The step costs T_d plus the gossip of one quantized message per neighbour.
+    min(m, floor(V_i,t T_d)) samples (eq. 6; none gives a zero gradient), then applies eq. 8. The step costs T_d plus
+    the gossip of one quantized message per neighbour.
 
     Args:
       alpha: gradient step size alpha > 0 (traced).
@@ -100,11 +118,17 @@ def quantimed_dsgd(alpha=0.1, eps=0.5, deadline=1.0, compressor: Compressor | No
       deadline: T_d in simulated seconds, > 0 (traced, so a deadline sweep is one compiled program). Paper 001 picks
         T_d = b / E[V] for a target mean batch b.
       compressor: the quantizer Q (default: the low-precision quantizer of eq. 7, 8 bits, step 2^-6).
+      sampling: ``"subset"`` (the paper: S_i,t a subset of the worker's m local samples, without replacement, m its
+        local data size; a deadline past m samples gives the exact local gradient) or ``"with_replacement"`` (draws
+        with replacement, capped at the problem's ``batch_size``: cheaper when the share is large). Static.
     """
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"quantimed_dsgd: sampling must be one of {SAMPLINGS}, got {sampling!r}.")
     hyper = {"alpha": as_float("quantimed_dsgd", "alpha", alpha, 0), "eps": as_float("quantimed_dsgd", "eps", eps, 0),
              "deadline": as_float("quantimed_dsgd", "deadline", deadline, 0),
              "compressor": _check_compressor("quantimed_dsgd", compressor)}
-    return Algorithm(hyper, "quantimed_dsgd", _init, _quantimed_step, "decentralized")
+    step = _quantimed_subset_step if sampling == "subset" else _quantimed_step
+    return Algorithm(hyper, "quantimed_dsgd", _init, step, "decentralized")
 
 
 def paper_step_sizes(T: int, a0: float = 1.0, e0: float = 1.0, setting: str = "nonconvex", delta: float = 0.25):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from jaxgossip.algorithms.csgd import _step_allreduce as _csgd_ring
 from jaxgossip.algorithms.csgd import _step_ps as _csgd_ps
-from jaxgossip.algorithms.csgd import ring_message_bits
+from jaxgossip.algorithms.csgd import _step_ps_multi as _csgd_ps_multi
+from jaxgossip.algorithms.csgd import partition_message_bits, ring_message_bits
 from jaxgossip.algorithms.dpsgd import _cpsgd_step_allreduce, _cpsgd_step_ps
 from jaxgossip.algorithms.ecsgd import _step_double, _step_single
 from jaxgossip.algorithms._base import Algorithm
@@ -37,13 +38,14 @@ def vectors_exchanged(algo: Algorithm, n: int, d: int) -> float:
     """Full d-vectors' worth of traffic one iteration of ``algo`` sends over n workers (its bits / (32 d)).
 
     Args:
-      algo: a centralized algorithm: ``cpsgd``, ``csgd`` (either form), ``ec_sgd`` / ``doublesqueeze``.
+      algo: a centralized algorithm: ``cpsgd``, ``csgd`` (any form), ``ec_sgd`` / ``doublesqueeze``.
       n: number of workers N.
       d: number of parameters.
 
     Returns:
-      2N (C-PSGD on a parameter server), N(1 + c) (single compression), 2cN (double compression), 2(N - 1) times the
-      vector's compressed fraction for the ring-AllReduce forms.
+      2N (C-PSGD on a parameter server), N(1 + c) (single compression), 2cN (double compression; CSGD with
+      ``servers="single"``), 2(N - 1) times the vector's compressed fraction for the ring-AllReduce forms and the
+      multi-server parameter server (CSGD's default for eq. 3.2).
     """
     step = algo.step_fn
     if step is _cpsgd_step_ps:
@@ -57,4 +59,7 @@ def vectors_exchanged(algo: Algorithm, n: int, d: int) -> float:
     if step is _csgd_ring:
         comp = algo.hyper["compressor"]
         return 2.0 * (n - 1) * float(ring_message_bits(comp, d, n)) / (FLOAT_BITS * d)
+    if step is _csgd_ps_multi:  # multi-server PS: n - 1 compressed partitions up and n - 1 down per worker
+        comp = algo.hyper["compressor"]
+        return 2.0 * (n - 1) * float(partition_message_bits(comp, d, n)) / (FLOAT_BITS * d)
     raise ValueError(f"vectors_exchanged: algo must be cpsgd, csgd, ec_sgd or doublesqueeze, got {algo.name!r}.")

@@ -8,6 +8,7 @@ from jaxgossip.compressors.sign import sign
 from jaxgossip.compressors.sparse import random_k, sparsify, top_k
 from jaxgossip.compressors.clip import clip_low_bits
 from jaxgossip.compressors.error_feedback import ErrorFeedback, with_error_feedback
+from jaxgossip.compressors.layerwise import Layerwise, layerwise
 from jaxgossip.compressors.low_precision import low_precision
 from jaxgossip.compressors.qsgd import qsgd
 from jaxgossip.compressors.terngrad import terngrad
@@ -24,8 +25,10 @@ REGISTRY = {
     "low_precision": low_precision,
     "terngrad": terngrad,
     "clip_low_bits": clip_low_bits,
-    "with_error_feedback": with_error_feedback,
 }
+# with_error_feedback is not in REGISTRY: it returns an ErrorFeedback (a stateful combinator), not a Compressor, and no
+# algorithm takes one as its compressor; the error-compensated algorithms (ec_sgd, doublesqueeze, deepsqueeze) apply
+# error feedback themselves to the plain compressor they are given.
 
 
 def get(name: str, **kwargs) -> Compressor:
@@ -33,4 +36,6 @@ def get(name: str, **kwargs) -> Compressor:
     return build("compressor", REGISTRY, name, kwargs)
 
 
-__all__ = ["Compressor", "compress_rows", "worker_keys", "get", "REGISTRY", *REGISTRY]
+__all__ = ["Compressor", "compress_rows", "worker_keys", "get", "REGISTRY", *REGISTRY, "layerwise", "Layerwise",
+           "ErrorFeedback",
+           "with_error_feedback"]

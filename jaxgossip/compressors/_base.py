@@ -7,14 +7,32 @@ those parameters, so passing it into a jitted function and vmapping over a stack
 The functions, the name and the ``unbiased`` flag are static.
 
 Liu & Zhang (survey) Sec. 3.1-3.2 give the unbiased family (E[C(x)] = x) and the biased one.
+
+Which vectors a compressor can act on: :meth:`Compressor.check` ``(d)`` raises a ValueError when it cannot act on a
+d-vector (top-k / random-k with k > d); ``simulate`` calls it before compiling.
+
+Range of inputs. Finite vectors of any shape, with entries of magnitude from 1e-30 to 1e30 (zeros, constants, mixed
+magnitudes included), give finite messages of the same shape and dtype, whose content fits the counted bits
+(``tests/test_properties.py`` draws such vectors). Norms are computed scaled (``_util.norm2``), so QSGD, the
+norm-scaled sign and the bounded encoder neither overflow above ~1e19 nor underflow below ~1e-19.
+
+Non-finite input is not rejected: a compressor runs traced inside the compiled step and cannot raise on its input's
+values. A NaN or an inf in x makes the message non-finite for ``identity``, ``quantize``, ``qsgd``, ``sign``,
+``terngrad``, ``clip_low_bits``, ``top_k`` (a NaN or inf has the largest magnitude, so it is always kept) and
+``bounded``; ``low_precision`` keeps a NaN but saturates an inf to its range end (as fixed-point hardware does); the
+sparsifiers ``sparsify`` and ``random_k`` may drop the entry (they choose coordinates without looking at values). The
+sender's own model keeps the non-finite value either way, and ``simulate``'s divergence detection stops a run whose
+loss becomes non-finite.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxgossip import _pytree as struct
 
 __all__ = ["Compressor", "compress_rows", "worker_keys", "FLOAT_BITS", "check_range"]
@@ -34,6 +52,8 @@ class Compressor:
       bits_fn: static ``bits_fn(d, **params) -> bits`` (a float or a traced scalar).
       unbiased: static flag, True when ``E[compress(key, x)] = x`` for every x.
       static: static hashable extras that change shapes (bucket size, top-k's k), passed to fn and bits_fn.
+      check_fn: static optional ``check_fn(d, *static, **params)`` raising a ValueError when the compressor cannot
+        act on a d-vector (top-k's k > d); see :meth:`check`.
     """
 
     params: dict
@@ -42,6 +62,7 @@ class Compressor:
     bits_fn: Callable = struct.field(pytree_node=False)
     unbiased: bool = struct.field(pytree_node=False, default=True)
     static: tuple = struct.field(pytree_node=False, default=())
+    check_fn: Callable | None = struct.field(pytree_node=False, default=None)
 
     def compress(self, key: jax.Array, x: jax.Array) -> jax.Array:
         """Compress and decode one vector x (any shape; treated as flat)."""
@@ -52,6 +73,19 @@ class Compressor:
     def bits(self, d: int) -> Any:
         """Bits of one message carrying a compressed d-vector."""
         return self.bits_fn(d, *self.static, **self.params)
+
+    def check(self, d) -> "Compressor":
+        """Raise a clear ValueError unless this compressor can act on a d-vector; returns the compressor.
+
+        ``d`` must be a positive integer; then the compressor's own condition applies (``top_k`` / ``random_k``:
+        k <= d). Concrete parameters are checked; traced ones (inside jit or a sweep's vmap) are skipped, so the
+        caller (``simulate``'s validation, before compiling) checks the concrete compressor.
+        """
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+            raise ValueError(f"{self.name}: the vector length d must be a positive integer, got {d!r}.")
+        if self.check_fn is not None:
+            self.check_fn(int(d), *self.static, **self.params)
+        return self
 
     def ratio(self, d: int) -> Any:
         """Compressed size as a fraction of a float32 message (the slides' c)."""
@@ -78,12 +112,14 @@ def check_range(name: str, arg: str, value, low, high, low_open=False, high_open
     """Raise a clear ValueError unless ``value`` lies in the interval (checked in Python, before compiling)."""
     if isinstance(value, jax.core.Tracer):
         return value
+    if isinstance(value, (bool, np.bool_, str, bytes)):  # float("4") and float(True) would pass
+        raise ValueError(f"{name}: {arg} must be a number, got {value!r}.")
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: {arg} must be a number, got {value!r}.") from None
     bad = (v < low or (low_open and v == low)) or (v > high or (high_open and v == high))
-    if integer and v != int(v):
+    if integer and not (math.isfinite(v) and v == int(v)):
         bad = True
     if bad or v != v:
         lo = "(" if low_open or low == -float("inf") else "["

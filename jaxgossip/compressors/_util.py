@@ -7,7 +7,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-__all__ = ["to_buckets", "from_buckets", "n_buckets", "index_bits", "check_bucket", "check_k_le_d", "is_concrete"]
+__all__ = ["to_buckets", "from_buckets", "n_buckets", "index_bits", "check_bucket", "check_k_le_d", "is_concrete",
+           "norm2"]
 
 
 def is_concrete(value) -> bool:
@@ -51,3 +52,17 @@ def check_k_le_d(name: str, k, d) -> None:
         return
     if float(k) > float(d):
         raise ValueError(f"{name}: k must satisfy 1 <= k <= d = {int(d)}, got k={float(k):g}.")
+
+
+def norm2(v: jax.Array, axis=None, keepdims: bool = False) -> jax.Array:
+    """The 2-norm of v (along ``axis``) without overflow or underflow: ``m sqrt(sum (v / m)^2)``, m = max |v|.
+
+    ``sqrt(sum v^2)`` overflows to inf in float32 once |v| exceeds ~1.8e19 and underflows to 0 below ~1e-19, which made
+    QSGD's message NaN for large vectors and zero for small ones. A zero vector has norm 0; a non-finite entry gives a
+    non-finite norm (inf or NaN), so it reaches the message.
+    """
+    m = jnp.max(jnp.abs(v), axis=axis, keepdims=True)
+    safe = jnp.where((m > 0) & jnp.isfinite(m), m, jnp.ones_like(m))
+    out = jnp.where(jnp.isfinite(m), safe * jnp.sqrt(jnp.sum(jnp.square(v / safe), axis=axis, keepdims=True)), m)
+    out = jnp.where(m == 0, jnp.zeros_like(out), out)  # (a NaN m is not 0: the NaN stays)
+    return out if keepdims else jnp.squeeze(out, axis=axis)

@@ -5,6 +5,12 @@ v = x + e, sends C(v), and keeps e' = v - C(v). Summed over steps, what was sent
 to the last residual: sum_t C(v_t) = sum_t x_t + e_0 - e_T. This is what lets biased compressors (sign, top-k)
 converge in EC-SGD / DoubleSqueeze and DeepSqueeze.
 
+An :class:`ErrorFeedback` is *not* a :class:`~jaxgossip.compressors.Compressor`: its ``compress`` takes and returns
+the error state, so no algorithm takes one as its ``compressor`` (and it is not in ``jg.compressors.REGISTRY`` nor in
+``jaxgossip list``). It is the building block of the error-compensated algorithms, which thread that state
+themselves and take the plain compressor: ``jg.algorithms.ec_sgd(compressor=top_k(k=10))`` (EC-SGD / DoubleSqueeze)
+and ``jg.algorithms.deepsqueeze(compressor=sign())``. Use it directly to write such an algorithm.
+
 Usage (the error is explicit state, threaded by the caller like any other state)::
 
     ef = jg.compressors.with_error_feedback(jg.compressors.top_k(k=10))
@@ -67,6 +73,12 @@ class ErrorFeedback:
         """Row-wise :meth:`compress` for an (n, d) stack with its (n, d) errors; worker i uses ``fold_in(key, i)``."""
         return jax.vmap(self.compress)(worker_keys(key, X.shape[0]), X, E)
 
+    def check(self, d) -> "ErrorFeedback":
+        """The wrapped compressor's :meth:`~jaxgossip.compressors.Compressor.check` (a ValueError if it cannot act on
+        a d-vector); returns self."""
+        self.compressor.check(d)
+        return self
+
     def bits(self, d: int):
         """Bits of one message: the wrapped compressor's (the error never travels)."""
         return self.compressor.bits(d)
@@ -80,6 +92,9 @@ class ErrorFeedback:
 
 def with_error_feedback(compressor: Compressor | None = None) -> ErrorFeedback:
     """Wrap a compressor with error feedback (survey Sec. 3.3): send C(x + e), keep e <- x + e - C(x + e).
+
+    The result is a building block for writing error-compensated algorithms, not a compressor to pass to one: the
+    algorithms that use error feedback (``ec_sgd``, ``doublesqueeze``, ``deepsqueeze``) take the plain compressor.
 
     Args:
       compressor: any :class:`Compressor` (biased ones such as ``sign()`` or ``top_k(k)`` are the usual choice).

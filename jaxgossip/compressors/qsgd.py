@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jaxgossip.compressors._base import FLOAT_BITS, Compressor, check_range
-from jaxgossip.compressors._util import check_bucket, from_buckets, n_buckets, to_buckets
+from jaxgossip.compressors._util import check_bucket, from_buckets, n_buckets, norm2, to_buckets
 from jaxgossip.compressors.quantize import _stochastic_round
 
 __all__ = ["qsgd", "level_bits"]
@@ -23,7 +23,7 @@ def level_bits(levels):
 
 def _qsgd_fn(key, x, bucket, levels):
     v = to_buckets(x, bucket)
-    norm = jnp.sqrt((v * v).sum(axis=1, keepdims=True))
+    norm = norm2(v, axis=1, keepdims=True)  # scaled: no overflow above |v| ~ 1e19, no underflow below ~1e-19
     safe = jnp.where(norm > 0, norm, 1.0)
     s = jnp.asarray(levels, v.dtype)
     level = _stochastic_round(key, jnp.abs(v) / safe * s)

@@ -59,10 +59,12 @@ def quantize(bits=8, bucket: int | None = None) -> Compressor:
     bucket.
 
     Args:
-      bits: bits per value b, 1 <= b <= 32 (traced: a sweep over it is a vmap).
+      bits: bits per value b, an integer 1 <= b <= 32 (an integral float such as 4.0 is fine; traced: a sweep over
+        it is a vmap). A fractional b is refused: 2^b - 1 would not be a whole number of knobs, the rounding would
+        produce more than 2^b distinct values and values above max x, and d * b bits could not carry them.
       bucket: optional bucket size; each bucket of this many consecutive values gets its own [min, max] (static).
     """
-    check_range("quantize", "bits", bits, 1, 32)
+    check_range("quantize", "bits", bits, 1, 32, integer=True)
     if bucket is not None and (not isinstance(bucket, int) or bucket < 1):
         raise ValueError(f"quantize: bucket must be a positive integer or None, got {bucket!r}.")
     return Compressor({"bits": jnp.asarray(bits, jnp.float32)}, "quantize", _quantize_fn, _quantize_bits,

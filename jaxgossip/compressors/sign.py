@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jaxgossip.compressors._base import FLOAT_BITS, Compressor
-from jaxgossip.compressors._util import check_bucket, from_buckets, n_buckets, to_buckets
+from jaxgossip.compressors._util import check_bucket, from_buckets, n_buckets, norm2, to_buckets
 
 __all__ = ["sign", "SCALES"]
 
@@ -33,7 +33,7 @@ def _sign_fn(key, x, scale, bucket):
     if scale == "mean_abs":
         s = jnp.abs(v).sum(axis=1, keepdims=True) / count
     else:
-        s = jnp.sqrt((v * v).sum(axis=1, keepdims=True) / count)
+        s = norm2(v, axis=1, keepdims=True) / jnp.sqrt(count)  # scaled: no overflow or underflow
     return from_buckets(s * _signs(v), x)
 
 

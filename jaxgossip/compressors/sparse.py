@@ -133,6 +133,16 @@ def _top_k_fraction_bits(d, fraction):
     return _sparse_bits(d, _k_from_fraction(fraction, d))
 
 
+# ---- Compressor.check(d) ---------------------------------------------------------------------------------------------
+def _random_k_check(d, scaled, k):
+    del scaled
+    check_k_le_d("random_k", k, d)
+
+
+def _top_k_check(d, k):
+    check_k_le_d("top_k", k, d)
+
+
 # ---- factories -------------------------------------------------------------------------------------------------------
 def _k_params(name, k, fraction, d):
     """Validate exactly one of k / fraction and return the traced params dict."""
@@ -159,17 +169,18 @@ def random_k(k=None, *, fraction=None, scaled: bool = True, d: int | None = None
       k: number of kept coordinates, 1 <= k <= d (traced; checked against d when the vector is concrete).
       fraction: instead of k, keep k = max(1, round(fraction * d)) coordinates, 0 < fraction <= 1 (traced).
       scaled: scale by d/k (static).
-      d: optional vector length, to check k <= d now instead of at the first compress / bits call.
+      d: optional vector length, to check k <= d now instead of at the first compress / bits call (or call
+        ``.check(d)`` on the compressor, as ``simulate`` does before compiling).
     """
     params = _k_params("random_k", k, fraction, d)
     if not isinstance(scaled, bool):
         raise ValueError(f"random_k: scaled must be True or False, got {scaled!r}.")
     if "k" in params:
-        fn, bits_fn = _random_k_fn, _random_k_bits
-    else:
-        fn, bits_fn = _random_k_fraction_fn, _random_k_fraction_bits
+        fn, bits_fn, check_fn = _random_k_fn, _random_k_bits, _random_k_check
+    else:  # k = max(1, round(fraction d)) <= d for every d
+        fn, bits_fn, check_fn = _random_k_fraction_fn, _random_k_fraction_bits, None
     return Compressor(params, "random_k" if scaled else "random_k_unscaled", fn, bits_fn, unbiased=scaled,
-                      static=(scaled,))
+                      static=(scaled,), check_fn=check_fn)
 
 
 def top_k(k=None, *, fraction=None, d: int | None = None) -> Compressor:
@@ -181,11 +192,12 @@ def top_k(k=None, *, fraction=None, d: int | None = None) -> Compressor:
     Args:
       k: number of kept coordinates, 1 <= k <= d (traced; checked against d when the vector is concrete).
       fraction: instead of k, keep k = max(1, round(fraction * d)) coordinates, 0 < fraction <= 1 (traced).
-      d: optional vector length, to check k <= d now instead of at the first compress / bits call.
+      d: optional vector length, to check k <= d now instead of at the first compress / bits call (or call
+        ``.check(d)`` on the compressor, as ``simulate`` does before compiling).
     """
     params = _k_params("top_k", k, fraction, d)
     if "k" in params:
-        fn, bits_fn = _top_k_fn, _top_k_bits
-    else:
-        fn, bits_fn = _top_k_fraction_fn, _top_k_fraction_bits
-    return Compressor(params, "top_k", fn, bits_fn, unbiased=False)
+        fn, bits_fn, check_fn = _top_k_fn, _top_k_bits, _top_k_check
+    else:  # k = max(1, round(fraction d)) <= d for every d
+        fn, bits_fn, check_fn = _top_k_fraction_fn, _top_k_fraction_bits, None
+    return Compressor(params, "top_k", fn, bits_fn, unbiased=False, check_fn=check_fn)

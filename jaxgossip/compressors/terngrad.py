@@ -24,7 +24,9 @@ def _terngrad_fn(key, x, bucket):
     s = jnp.abs(v).max(axis=1, keepdims=True)
     prob = jnp.abs(v) / jnp.where(s > 0, s, 1.0)
     b = jax.random.uniform(key, v.shape, v.dtype) < prob
-    return from_buckets(jnp.where(b, jnp.sign(v) * s, jnp.zeros_like(v)), x)
+    out = jnp.where(b, jnp.sign(v) * s, jnp.zeros_like(v))
+    # an inf in the bucket would give probabilities 0 and inf / inf: an all-zero message; keep it non-finite instead
+    return from_buckets(jnp.where(jnp.isfinite(s), out, jnp.full_like(v, jnp.nan)), x)
 
 
 def _terngrad_bits(d, bucket):

@@ -1,9 +1,12 @@
 """Problems: per-worker data, a loss, and a stochastic-gradient oracle for the whole stack (``jg.problems``)."""
 
 from jaxgossip._registry import build
-from jaxgossip.problems._base import Problem
+from jaxgossip.problems import losses
+from jaxgossip.problems._base import METRICS, Problem
 from jaxgossip.problems.data import DATASETS, PARTITIONS, load, partition
+from jaxgossip.problems.layout import Layout, Segment
 from jaxgossip.problems.models import MLP, Linear, logistic_regression, mlp, quadratic
+from jaxgossip.problems.networks import check_problem, from_flax, from_function
 from jaxgossip.problems.precision import as_float64
 
 REGISTRY = {
@@ -18,4 +21,5 @@ def get(name: str, **kwargs) -> Problem:
     return build("problem", REGISTRY, name, kwargs)
 
 
-__all__ = ["Problem", "as_float64", "DATASETS", "PARTITIONS", "load", "partition", "Linear", "MLP", "get", "REGISTRY", *REGISTRY]
+__all__ = ["Problem", "METRICS", "Layout", "Segment", "losses", "from_flax", "from_function", "check_problem",
+           "as_float64", "DATASETS", "PARTITIONS", "load", "partition", "Linear", "MLP", "get", "REGISTRY", *REGISTRY]

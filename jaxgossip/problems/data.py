@@ -18,13 +18,27 @@ import numpy as np
 DATASETS = ("digits", "breast_cancer", "mnist1d", "synthetic")
 PARTITIONS = ("iid", "label", "dirichlet")
 
-__all__ = ["DATASETS", "PARTITIONS", "load", "partition", "Shards"]
+__all__ = ["DATASETS", "PARTITIONS", "SHAPES", "load", "partition", "Shards", "class_labels"]
 
 
 def _standardize(X_train, X_test):
-    mean = X_train.mean(axis=0)
-    std = X_train.std(axis=0)
+    """Standardize with the training part's statistics: per feature for tables (N, p), per channel (the last axis)
+    for images (N, H, W, C) and sequences (N, L, C)."""
+    axes = (0,) if X_train.ndim <= 2 else tuple(range(X_train.ndim - 1))
+    mean = X_train.mean(axis=axes)
+    std = X_train.std(axis=axes)
     std = np.where(std > 0, std, 1.0)
+    return (X_train - mean) / std, (X_test - mean) / std
+
+
+def _normalize(X_train, X_test, normalize):
+    """``(X - mean) / std`` with given per-channel (or per-feature) ``(mean, std)``."""
+    try:
+        mean, std = (np.asarray(v, np.float64) for v in normalize)
+    except (TypeError, ValueError):
+        raise ValueError(f"normalize must be a pair (mean, std) of numbers or per-channel arrays, got {normalize!r}.") from None
+    if np.any(std <= 0) or not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+        raise ValueError(f"normalize: std must be positive and both finite, got mean={mean}, std={std}.")
     return (X_train - mean) / std, (X_test - mean) / std
 
 
@@ -48,35 +62,103 @@ def _synthetic(num_samples: int, num_features: int, num_classes: int, seed: int)
     return X, y
 
 
-def load(name="digits", test_fraction: float = 0.2, seed: int = 0, num_samples: int | None = None):
-    """Return ``(X, y, X_test, y_test)`` as float32 features (standardized on the training part) and int labels.
+#: The sample shape each built-in set has: digits are 8x8 grey images, mnist1d 40-step sequences of one channel.
+SHAPES = {"digits": (8, 8, 1), "breast_cancer": (30,), "mnist1d": (40, 1), "synthetic": (20,)}
 
-    ``name`` is one of DATASETS, or a tuple of user arrays ``(X, y)`` or ``(X, y, X_test, y_test)``.
+
+def load(name="digits", test_fraction: float = 0.2, seed: int = 0, num_samples: int | None = None, *,
+         standardize: bool = False, normalize=None, flatten: bool = False):
+    """Return ``(X, y, X_test, y_test)`` with the samples' shapes kept: features and integer labels.
+
+    ``name`` is one of DATASETS (digits as (N, 8, 8, 1) images, mnist1d as (N, 40, 1) sequences, breast cancer and
+    synthetic as (N, p) tables), or a tuple of user arrays ``(X, y)`` or ``(X, y, X_test, y_test)``, used exactly as
+    given: nothing is reshaped, standardized or relabelled unless asked.
+
+    Args:
+      name: a data set name or arrays.
+      test_fraction: held-out share of a set that comes without a test part (a seeded split).
+      seed: seeds that split.
+      num_samples: size of the generated sets (mnist1d, synthetic).
+      standardize: subtract the training part's mean and divide by its std, per feature for tables and per channel
+        (last axis) for images and sequences.
+      normalize: a given ``(mean, std)`` pair (per channel or per feature) to apply instead.
+      flatten: return (N, p) features (for linear models and MLPs).
+
+    Raises:
+      ValueError: naming the argument, for features and labels of different lengths, non-finite features, or labels
+        that are not one per sample.
     """
     if isinstance(name, (tuple, list)):
         if len(name) == 2:
             X, y = (np.asarray(a) for a in name)
+            _check_arrays(X, y, "data")
             Xtr, Xte, ytr, yte = _split(X, y, test_fraction, seed)
         elif len(name) == 4:
             Xtr, ytr, Xte, yte = (np.asarray(a) for a in name)
+            _check_arrays(Xtr, ytr, "data (train)")
+            _check_arrays(Xte, yte, "data (test)")
+            if Xte.shape[1:] != Xtr.shape[1:]:
+                raise ValueError(f"data: the test samples have shape {Xte.shape[1:]} but the training samples "
+                                 f"{Xtr.shape[1:]}; they must match.")
         else:
             raise ValueError("data: pass (X, y) or (X, y, X_test, y_test) as arrays.")
-        if len(Xtr) != len(ytr):
-            raise ValueError(f"data: X has {len(Xtr)} rows but y has {len(ytr)}.")
     elif name in ("digits", "breast_cancer"):
         X, y = _bundled(name)
-        Xtr, Xte, ytr, yte = _split(X, y, test_fraction, seed)
+        Xtr, Xte, ytr, yte = _split(X.reshape((len(X),) + SHAPES[name]), y, test_fraction, seed)
     elif name == "mnist1d":
         Xtr, ytr, Xte, yte = _mnist1d(num_samples or 4000, 42)
+        Xtr, Xte = Xtr.reshape((len(Xtr),) + SHAPES[name]), Xte.reshape((len(Xte),) + SHAPES[name])
     elif name == "synthetic":
         X, y = _synthetic(num_samples or 2000, 20, 2, seed)
         Xtr, Xte, ytr, yte = _split(X, y, test_fraction, seed)
     else:
         raise ValueError(f"dataset must be one of {DATASETS} or a tuple of arrays, got {name!r}.")
-    Xtr = Xtr.reshape(len(Xtr), -1).astype(np.float64)
-    Xte = Xte.reshape(len(Xte), Xtr.shape[1]).astype(np.float64)
-    Xtr, Xte = _standardize(Xtr, Xte)
-    return Xtr.astype(np.float32), np.asarray(ytr), Xte.astype(np.float32), np.asarray(yte)
+    if flatten:
+        p = int(np.prod(Xtr.shape[1:]))
+        Xtr, Xte = Xtr.reshape(len(Xtr), p), Xte.reshape(len(Xte), p)
+    if standardize and normalize is not None:
+        raise ValueError("load: pass standardize=True or normalize=(mean, std), not both.")
+    if standardize or normalize is not None:
+        Xtr, Xte = Xtr.astype(np.float64), Xte.astype(np.float64)
+        Xtr, Xte = _standardize(Xtr, Xte) if standardize else _normalize(Xtr, Xte, normalize)
+    cast = (lambda a: a.astype(np.float32)) if np.issubdtype(np.asarray(Xtr).dtype, np.floating) or standardize \
+        or normalize is not None else np.asarray
+    return cast(Xtr), np.asarray(ytr), cast(Xte), np.asarray(yte)
+
+
+def _check_arrays(X, y, arg):
+    if X.ndim < 1 or (len(X) == 0 and "test" not in arg):
+        raise ValueError(f"{arg}: the features must be an array with one row per sample, got shape {X.shape}.")
+    if len(X) != len(y):
+        raise ValueError(f"{arg}: X has {len(X)} rows but y has {len(y)}; give one label per sample.")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise ValueError(f"{arg}: the features must be numbers, got dtype {X.dtype}.")
+    if np.issubdtype(X.dtype, np.floating) and not np.all(np.isfinite(X)):
+        bad = int(np.sum(~np.isfinite(X)))
+        raise ValueError(f"{arg}: the features hold {bad} NaN or infinite values; clean or impute them first.")
+
+
+def class_labels(y, arg: str = "y", num_classes: int | None = None, nonnegative: bool = True) -> np.ndarray:
+    """Labels for a classifier: one integer class per sample, shape (N,), checked (clear errors, no silent casts).
+
+    Raises:
+      ValueError: for labels of another shape (e.g. (N, 1): pass ``y.reshape(-1)``), non-integer values (continuous
+        targets given to a classifier), negative classes, or classes >= ``num_classes``.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{arg}: class labels must have shape (N,), got {y.shape}; pass y.reshape(-1) if each row "
+                         "holds one label.")
+    if y.size and not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
+        if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise ValueError(f"{arg}: class labels must be integers, got {y.dtype} values such as {y[:3].tolist()}; "
+                             "continuous targets need a regression loss (loss='squared_error').")
+    y = y.astype(np.int64)
+    if nonnegative and y.size and y.min() < 0:
+        raise ValueError(f"{arg}: class labels must be >= 0, got {int(y.min())}.")
+    if num_classes is not None and y.size and y.max() >= num_classes:
+        raise ValueError(f"{arg}: label {int(y.max())} is out of range for a model with {num_classes} outputs.")
+    return y
 
 
 @functools.lru_cache(maxsize=4)

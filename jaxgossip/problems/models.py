@@ -80,8 +80,8 @@ def logistic_loss(out, y):
 
 # ---- checks --------------------------------------------------------------------------------------------------------
 def _check_batch(batch_size, counts):
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer or 'full', got {batch_size!r}.")
     if batch_size > counts.min():
         raise ValueError(
             f"batch_size={batch_size} is larger than the smallest worker's data ({int(counts.min())} samples); "
@@ -92,7 +92,11 @@ def _check_batch(batch_size, counts):
 def _problem(shards, test, x0, model, loss, batch_size, name, reg, grad_noise=0.0, x_star=None, f_star=None,
              classification=False, L=None, mu=None):
     X, y, counts = shards
-    _check_batch(batch_size, counts)
+    full = batch_size == "full"
+    if full:  # every gradient the exact local gradient of the worker's whole share
+        batch_size = int(np.max(counts))
+    else:
+        _check_batch(batch_size, counts)
     if reg < 0:
         raise ValueError(f"reg must be >= 0, got {reg}.")
     if not 0 <= grad_noise < float("inf"):
@@ -104,7 +108,7 @@ def _problem(shards, test, x0, model, loss, batch_size, name, reg, grad_noise=0.
         x_star=None if x_star is None else to_device(x_star, np.float32),
         f_star=None if f_star is None else to_device(f_star, np.float32),
         model=model, loss=loss, batch_size=int(batch_size), name=name, classification=classification,
-        L=None if L is None else float(L), mu=None if mu is None else float(mu),
+        L=None if L is None else float(L), mu=None if mu is None else float(mu), full_batch=full,
     )
 
 
@@ -242,7 +246,7 @@ def _logistic_optimum(X, y, counts, k, reg):
 
 def logistic_regression(data="digits", n_workers: int = 16, partition: str = "iid", batch_size: int = 8,
                         reg: float = 1e-3, alpha: float = 0.5, seed: int = 0, solve_optimum: bool = True,
-                        num_samples: int | None = None) -> Problem:
+                        num_samples: int | None = None, standardize: bool | None = None) -> Problem:
     """L2-regularized logistic regression, binary (sigmoid) for two classes, multinomial (softmax) otherwise.
 
     Strongly convex with mu = reg; L <= lambda_max(sum of sample outer products) / 4 + reg (binary) or / 2 (multinomial).
@@ -257,14 +261,13 @@ def logistic_regression(data="digits", n_workers: int = 16, partition: str = "ii
       batch_size: per-worker minibatch size; must not exceed the smallest worker's share.
       reg: L2 coefficient (> 0 for strong convexity).
       seed: seeds the train/test split and the partition.
+      standardize: standardize the (flattened) features with the training part's per-feature mean and std. Default:
+        True for the built-in data sets, False for user arrays (used as given).
     """
-    Xtr, ytr, Xte, yte = data_lib.load(data, seed=seed, num_samples=num_samples)
-    classes = np.unique(ytr)
+    Xtr, ytr, Xte, yte = _load_flat(data, seed, num_samples, standardize)
+    classes, ytr, yte = _remap_classes(ytr, yte, "logistic_regression")
     if len(classes) < 2:
         raise ValueError("logistic_regression: the labels must hold at least two classes.")
-    remap = {c: i for i, c in enumerate(classes)}
-    ytr = np.array([remap[c] for c in ytr])
-    yte = np.array([remap.get(c, 0) for c in yte])
     k = 1 if len(classes) == 2 else len(classes)
     shards = data_lib.partition(Xtr, ytr, n_workers, partition, alpha, seed)
     p = Xtr.shape[1]
@@ -281,6 +284,24 @@ def logistic_regression(data="digits", n_workers: int = 16, partition: str = "ii
                     reg if reg > 0 else None)
 
 
+def _load_flat(data, seed, num_samples, standardize):
+    """(X, y, X_test, y_test) with flattened features, standardized per feature if asked (default: built-in sets)."""
+    if standardize is None:
+        standardize = isinstance(data, str)
+    return data_lib.load(data, seed=seed, num_samples=num_samples, flatten=True, standardize=bool(standardize))
+
+
+def _remap_classes(ytr, yte, name):
+    """Integer labels 0..K-1 in the order of the sorted training classes (any integer labels, e.g. -1 / +1)."""
+    ytr = data_lib.class_labels(ytr, f"{name}: y", nonnegative=False)
+    yte = data_lib.class_labels(yte, f"{name}: y_test", nonnegative=False)
+    classes = np.unique(ytr)
+    unseen = np.setdiff1d(np.unique(yte), classes)
+    if unseen.size:
+        raise ValueError(f"{name}: the test labels hold classes {unseen.tolist()} that no training sample has.")
+    return classes, np.searchsorted(classes, ytr), np.searchsorted(classes, yte)
+
+
 def _with_ones(X):
     """X with a trailing feature of ones (the bias's)."""
     return np.concatenate([X, np.ones(X.shape[:-1] + (1,), X.dtype)], axis=-1)
@@ -288,13 +309,15 @@ def _with_ones(X):
 
 # ---- MLP -------------------------------------------------------------------------------------------------------------
 def mlp(data="mnist1d", n_workers: int = 16, hidden=(64,), partition: str = "iid", batch_size: int = 16,
-        reg: float = 0.0, alpha: float = 0.5, seed: int = 0, num_samples: int | None = None) -> Problem:
-    """A flax MLP with ReLU hidden layers and softmax cross-entropy (non-convex)."""
-    Xtr, ytr, Xte, yte = data_lib.load(data, seed=seed, num_samples=num_samples)
-    classes = np.unique(ytr)
-    remap = {c: i for i, c in enumerate(classes)}
-    ytr = np.array([remap[c] for c in ytr])
-    yte = np.array([remap.get(c, 0) for c in yte])
+        reg: float = 0.0, alpha: float = 0.5, seed: int = 0, num_samples: int | None = None,
+        standardize: bool | None = None) -> Problem:
+    """A flax MLP with ReLU hidden layers and softmax cross-entropy (non-convex), on the flattened samples.
+
+    ``standardize`` (per feature, training statistics) defaults to True for the built-in data sets and False for user
+    arrays, which are used as given. For other networks use :func:`jaxgossip.problems.from_flax`.
+    """
+    Xtr, ytr, Xte, yte = _load_flat(data, seed, num_samples, standardize)
+    classes, ytr, yte = _remap_classes(ytr, yte, "mlp")
     hidden = tuple(int(h) for h in np.atleast_1d(hidden))
     model = MLP(Xtr.shape[1], hidden, len(classes))
     shards = data_lib.partition(Xtr, ytr, n_workers, partition, alpha, seed)

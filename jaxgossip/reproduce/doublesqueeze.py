@@ -55,7 +55,7 @@ def _algorithms(cfg, names, d):
     algos = {"sgd": A.cpsgd(lr, pattern="parameter_server")}
     for cname in names:
         comp = compressor(cname, d)
-        algos[f"csgd/{cname}"] = A.csgd(lr, comp)
+        algos[f"csgd/{cname}"] = A.csgd(lr, comp, servers="single")  # the slides' one-server PS (2cN)
         algos[f"single_ec/{cname}"] = A.ec_sgd(lr, comp, compression="single")
         algos[f"double_ec/{cname}"] = A.doublesqueeze(lr, comp)
     return algos

@@ -20,6 +20,12 @@ References:
 from jaxgossip.topology._graphs import (BUILDERS, WEIGHTS, complete, erdos_renyi, exponential, from_adjacency, get,
                                         hypercube, ring, ring_rho, star, time_varying, torus)
 from jaxgossip.topology._matrix import DISCONNECTED, EIGEN_CHECK_MAX, MINUS_ONE, TimeVarying, Topology
+from jaxgossip.topology._one_peer import PeerGraph, one_peer_exponential
+from jaxgossip.topology._directed import DirectedGraph, directed_exponential, directed_ring, from_digraph
+
+BUILDERS["one_peer_exponential"] = one_peer_exponential  # a TimeVarying sequence (jg.topology.get takes it by name)
+BUILDERS["directed_ring"] = directed_ring  # column-stochastic, for push-sum (jg.algorithms.sgp)
+BUILDERS["directed_exponential"] = directed_exponential
 
 __all__ = [
     "Topology",
@@ -38,4 +44,10 @@ __all__ = [
     "get",
     "WEIGHTS",
     "EIGEN_CHECK_MAX",
+    "PeerGraph",
+    "one_peer_exponential",
+    "DirectedGraph",
+    "directed_ring",
+    "directed_exponential",
+    "from_digraph",
 ]

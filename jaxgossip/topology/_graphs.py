@@ -196,11 +196,50 @@ def erdos_renyi(n: int, p: float, seed: int = 0, weights: str = "laplacian", kap
     raise ValueError(f"erdos_renyi: no connected G({n}, {p}) in 1000 draws; raise p.")
 
 
+def _check_binary(values, where: str) -> None:
+    """Raise unless every value is 0 or 1 (booleans included): the adjacency of an unweighted graph."""
+    v = np.asarray(values)
+    if v.dtype == bool:
+        return
+    if v.dtype.kind not in "iuf":
+        raise TypeError(f"from_adjacency: adjacency must hold 0/1 (or boolean) entries, got dtype {v.dtype}.")
+    bad = ~((v == 0) | (v == 1))
+    if np.any(bad):
+        k = np.argwhere(bad)[0]
+        raise ValueError(
+            f"from_adjacency: adjacency must be a 0/1 (or boolean) matrix, the unweighted graph; got {float(v[tuple(k)]):g} "
+            f"{where}{tuple(int(a) for a in k) if where == 'at ' else ''}. The mixing weights come from `weights` "
+            f"({', '.join(WEIGHTS)}); for a mixing matrix of your own use Topology(W).")
+
+
 def from_adjacency(adjacency, weights: str = "metropolis", kappa: float | None = None, name: str = "custom") -> Topology:
-    """A topology from an adjacency matrix (numpy, 0/1 or boolean; or SciPy sparse) or a networkx graph."""
+    """A topology from the adjacency matrix of an undirected, unweighted graph, or from an undirected networkx graph.
+
+    The graph's mixing weights come from ``weights`` (``"uniform"``, ``"metropolis"``, ``"laplacian"``), never from the
+    adjacency's values, so the adjacency must be binary: entries 0 / 1 (or boolean), symmetric (``A == A.T``). Its
+    diagonal is ignored (the self weight comes from ``weights`` too). A non-symmetric matrix or a networkx
+    ``DiGraph`` is refused rather than made undirected (gossip here needs a symmetric, doubly stochastic W; directed
+    graphs need push-sum-style methods), and so is an entry other than 0 or 1 (a -1 is no edge, and a weight 2 would be
+    ignored). For a mixing matrix of your own, use ``Topology(W)``; a networkx graph's edge attributes are ignored.
+
+    Args:
+      adjacency: an (n, n) NumPy array (0/1 or boolean), a SciPy sparse matrix (stored entries 1), or a networkx
+        ``Graph`` (nodes in sorted order).
+      weights: the weight rule (see the module docstring).
+      kappa: for ``weights="laplacian"``, W = I - L / kappa.
+      name: the topology's name.
+
+    Raises:
+      ValueError: a non-square, non-symmetric or non-binary adjacency, or a directed networkx graph.
+    """
     import networkx as nx
 
     if isinstance(adjacency, nx.Graph):
+        if adjacency.is_directed():
+            raise ValueError(
+                f"from_adjacency: the graph is directed ({type(adjacency).__name__}); these topologies require an "
+                "undirected graph (a symmetric, doubly stochastic W). Pass nx.Graph(g) or g.to_undirected() if the "
+                "undirected version is what you mean.")
         nodes = sorted(adjacency.nodes)
         pos = {v: k for k, v in enumerate(nodes)}
         n = len(nodes)
@@ -208,18 +247,22 @@ def from_adjacency(adjacency, weights: str = "metropolis", kappa: float | None =
     else:
         if hasattr(adjacency, "tocoo") and not isinstance(adjacency, np.ndarray):
             coo = adjacency.tocoo()
+            _check_binary(coo.data, "among the stored entries")
             shape, i, j = coo.shape, coo.row[coo.data != 0], coo.col[coo.data != 0]
         else:
             A = np.asarray(adjacency)
             shape = A.shape
-            if A.ndim == 2:
-                i, j = np.nonzero(A)
+            if len(shape) != 2 or shape[0] != shape[1]:
+                raise ValueError(f"from_adjacency: adjacency must be square, got shape {shape}.")
+            _check_binary(A, "at ")
+            i, j = np.nonzero(A)
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"from_adjacency: adjacency must be square, got shape {shape}.")
         n = shape[0]
         forward, backward = np.unique(i * n + j), np.unique(j * n + i)
         if not np.array_equal(forward, backward):
-            raise ValueError("from_adjacency: adjacency must be symmetric (an undirected graph).")
+            raise ValueError("from_adjacency: adjacency must be symmetric (A == A.T: an undirected graph); got a "
+                             "non-symmetric matrix. Directed graphs are not made undirected silently.")
     edges = _symmetric_edges(n, i, j)
     topo = _weighted(n, edges, weights, name, kappa)
     shifts = np.unique(edges[1][edges[0] == 0])  # worker 0's neighbours: the candidate shifts
