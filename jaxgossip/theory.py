@@ -116,6 +116,8 @@ def estimate_alpha(compressor: Compressor, data, key=None, num_keys: int = 64, r
     Z = Z[np.asarray(jnp.any(Z != 0, axis=1))]
     if Z.shape[0] == 0:
         raise ValueError("estimate_alpha: data must hold at least one non-zero vector.")
+    if getattr(compressor, "layers", 1) is None:  # an unbound layerwise compressor: one layer of the probe's length
+        compressor = compressor.bind_layout(_Flat(int(Z.shape[1])))
     r = np.asarray(_ratios(compressor, jax.random.key(0) if key is None else key, Z, num_keys), np.float64)
     if reduce == "max":
         worst = r.max()
@@ -124,6 +126,15 @@ def estimate_alpha(compressor: Compressor, data, key=None, num_keys: int = 64, r
     else:
         worst = r.mean(axis=0).max()
     return float(np.sqrt(worst))
+
+
+class _Flat:
+    """A stand-in problem without layers (``layout`` None) of dimension d, to bind a layerwise compressor."""
+
+    layout = None
+
+    def __init__(self, d: int):
+        self.d = d
 
 
 def estimate_omega(compressor: Compressor, data, key=None, num_keys: int = 64, reduce: str = "max") -> float:
