@@ -13,12 +13,16 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import types  # noqa: E402
+
 import bench_bandwidth  # noqa: E402
+import bench_cnn  # noqa: E402
 import bench_e2e  # noqa: E402
 import bench_rng  # noqa: E402
 import bench_scaling  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_sweep  # noqa: E402
+import bench_sweep_vs_loop  # noqa: E402
 from _common import machine  # noqa: E402
 
 NO_GPU_NOTE = ("6. GPU: not measured here. No device machine was lent to the task that wrote this file, so it has no "
@@ -49,8 +53,10 @@ def main(argv=None):
         args.out = os.path.join(HERE, "RESULTS.md" if jax.default_backend() == "cpu" else "RESULTS-gpu.md")
     desc = machine()
     rows, t0 = [], time.perf_counter()
+    sweep_vs_loop = types.SimpleNamespace(__name__="bench_sweep_vs_loop", run=bench_sweep_vs_loop.rows)
     benches = ((1, bench_bandwidth), (2, bench_e2e), (3, bench_sweep), (4, bench_scaling), (5, bench_startup),
-               ("-", bench_rng))  # the issue's items 1-5, then supporting measurements
+               ("-", bench_rng), (7, bench_cnn), (8, sweep_vs_loop))  # items 1-5, supporting rows, 7-8 (networks,
+    # issue 14; the 45-configuration sweep of issue 16)
     if args.only:
         wanted = {w.strip() for w in args.only.split(",")}
         benches = tuple((i, m) for i, m in benches if str(i) in wanted)

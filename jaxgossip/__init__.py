@@ -9,8 +9,8 @@ from jaxgossip import _threefry_cpu
 
 _threefry_cpu.install()  # same random bits, ~4x faster on CPU (jax-ml/jax#37872); see jaxgossip/_threefry_cpu.py
 
-from jaxgossip import (algorithms, checkpoint, compressors, data, distributed, gossip, plots, problems, reproduce,
-                       schedules, theory, topology)
+from jaxgossip import (algorithms, checkpoint, compressors, data, distributed, gossip, models, plots, problems,
+                       reproduce, schedules, theory, topology)
 from jaxgossip.cache import enable_compilation_cache
 from jaxgossip.compare import Comparison, compare
 from jaxgossip.cost import ComputeModel, Cost, Network
@@ -26,6 +26,7 @@ __all__ = [
     "checkpoint",
     "compressors",
     "data",
+    "models",
     "schedules",
     "distributed",
     "gossip",

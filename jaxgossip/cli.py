@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--latency", type=float, help="network latency per message (s)")
     r.add_argument("--bandwidth", type=float, help="network bandwidth (bytes/s)")
     r.add_argument("--backend", help="gossip backend: auto (default), dense, gather, shift or sparse")
-    r.add_argument("--out", help="folder for results.json, metrics.csv and comparison.png")
+    r.add_argument("--out", help="folder for results.json, metrics.csv and the figure comparison.png")
+    r.add_argument("--format", default="png", choices=("png", "pdf", "svg"),
+                   help="format of the --out figure: png (default), pdf or svg")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _distributed_flags(r)
 
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--size", default="small", help="test, small (default) or paper")
     rp.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the reproduction's)")
     rp.add_argument("--out", default="results", help="output folder (default: results/)")
+    rp.add_argument("--format", default="png", choices=("png", "pdf", "svg"),
+                    help="format of the figure: png (default), pdf or svg")
     return p
 
 
@@ -511,18 +515,22 @@ def summary_table(results):
     return pd.DataFrame(rows)
 
 
-def _write_outputs(out: str, results, title: str):
+def _write_outputs(out: str, results, title: str, format: str = "png"):
+    import matplotlib.pyplot as plt
     import pandas as pd
 
-    from jaxgossip.plots import plot_grid
+    from jaxgossip.plots import plot_grid, save
     from jaxgossip.result import atomic_write
 
     os.makedirs(out, exist_ok=True)
     atomic_write(os.path.join(out, "results.json"), json.dumps([r.to_dict() for r in results], indent=1))
     atomic_write(os.path.join(out, "metrics.csv"), pd.concat([r.to_pandas() for r in results]).to_csv(index=False))
-    fig = plot_grid(results, title=title)
-    fig.savefig(os.path.join(out, "comparison.png"), dpi=120, bbox_inches="tight")
-    return [os.path.join(out, f) for f in ("results.json", "metrics.csv", "comparison.png")]
+    panels = [(x, y) for x, y in (("step", "loss"), ("sim_time", "loss"), ("bits", "loss"), ("step", "consensus"))
+              if all(x in r.metrics and y in r.metrics for r in results)]
+    fig = plot_grid(results, panels=panels, title=title)
+    figure = save(fig, os.path.join(out, f"comparison.{format}"), format=format)
+    plt.close(fig)
+    return [os.path.join(out, f) for f in ("results.json", "metrics.csv")] + [figure]
 
 
 def _cmd_run(args) -> int:
@@ -537,7 +545,7 @@ def _cmd_run(args) -> int:
     print(f"\n{title}: n={problem.n}, d={problem.d}{rho}, steps={cfg.get('steps', 1000)}")
     print(summary_table(results).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
-        for path in _write_outputs(args.out, results, title):
+        for path in _write_outputs(args.out, results, title, getattr(args, "format", "png")):
             print(f"wrote {path}")
     print(f"total wall time {time.perf_counter() - t0:.1f} s")
     return 0
@@ -569,7 +577,7 @@ def _cmd_reproduce(args) -> int:
     rep = jg.reproduce.run(args.name, size=args.size, seeds=args.seeds)
     print(f"\n{rep.name} ({args.size}):")
     print(rep.verdicts.to_string(index=False))
-    for kind, path in rep.save(args.out).items():
+    for kind, path in rep.save(args.out, format=args.format).items():
         print(f"wrote {path}")
     print(f"{'all claims hold' if rep.holds else 'SOME CLAIMS DO NOT HOLD'}; {time.perf_counter() - t0:.1f} s")
     return 0 if rep.holds else 1

@@ -5,6 +5,10 @@
 * :func:`plot_curves`: a tidy DataFrame (a sweep's, or :func:`jaxgossip.compare`'s curves): one curve per label, the
   mean over seeds, a band of one standard deviation around it.
 * :func:`heatmap`: a final metric of a sweep over two grid keys, the best cell marked, diverged cells shown as such.
+* :func:`subplots` and :func:`figure_legend`: a figure of several panels drawn by several :func:`plot_curves` calls
+  (one per subset of a frame, e.g. one panel per heterogeneity or per network sweep; ``index=`` a swept parameter
+  for final values against it), with one legend below them all. The reproductions (``jaxgossip reproduce``) draw
+  their figures this way.
 
 Every figure follows the same rules: a log axis for bits, and for losses, consensus distance and suboptimality where
 the values span a decade, never a zero or a negative value on a log axis (those points are dropped, a band's lower edge is clipped to
@@ -19,7 +23,8 @@ import os
 
 import numpy as np
 
-__all__ = ["plot_results", "plot_grid", "plot_curves", "heatmap", "save", "AXIS_LABELS", "FORMATS"]
+__all__ = ["plot_results", "plot_grid", "plot_curves", "heatmap", "save", "subplots", "figure_legend", "band_stats",
+           "AXIS_LABELS", "FORMATS"]
 
 AXIS_LABELS = {
     "step": "iteration",
@@ -115,17 +120,24 @@ def _minor_label(v, _pos=None) -> str:
     return rf"${m:.0f}\times10^{{{e}}}$" if round(m) in (2, 5) and abs(m - round(m)) < 1e-6 else ""
 
 
-def _finish(ax, x, y, logx, logy, title=None):
+def _minor_labels(ax, logx, logy):
+    """Label the minor ticks 2 and 5 of a log axis spanning less than two decades (matplotlib labels every minor tick
+    of a short log axis, and they overlap), none of a longer one; call again once the limits change."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    for on, lims, axis in ((logx, ax.get_xlim(), ax.xaxis), (logy, ax.get_ylim(), ax.yaxis)):
+        if on and min(lims) > 0:
+            short = np.log10(max(lims) / min(lims)) < 2.0
+            axis.set_minor_formatter(FuncFormatter(_minor_label) if short else NullFormatter())
+
+
+def _finish(ax, x, y, logx, logy, title=None):
 
     if logy:
         ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
-    for on, lims, axis in ((logx, ax.get_xlim(), ax.xaxis), (logy, ax.get_ylim(), ax.yaxis)):
-        if on and min(lims) > 0:  # matplotlib labels every minor tick of a short log axis, and they overlap
-            short = np.log10(max(lims) / min(lims)) < 2.0
-            axis.set_minor_formatter(FuncFormatter(_minor_label) if short else NullFormatter())
+    _minor_labels(ax, logx, logy)
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(y))
     if title:
@@ -167,6 +179,7 @@ def plot_results(results, x: str = "step", y: str = "loss", ax=None, logy: bool 
     _finish(ax, x, y, logx, logy, title)
     if len(healthy) < len(series):
         _set_range(ax, healthy, logy)
+        _minor_labels(ax, False, logy)
     if legend:
         ax.legend(fontsize=8, frameon=False)
     return ax
@@ -180,8 +193,10 @@ def _figure_legend(fig, axes, ncol=None):
                 handles.append(h)
                 labels.append(lab)
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=ncol or min(len(labels), 4), frameon=False,
-                   fontsize=9)
+        if ncol is None:  # as many columns as fit the figure's width (about 0.075 in per character at 9 pt)
+            item = 0.6 + 0.075 * max(len(lab) for lab in labels)
+            ncol = int(max(1, min(len(labels), 4, fig.get_figwidth() // item)))
+        fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False, fontsize=9)
 
 
 def plot_grid(results, panels=(("step", "loss"), ("sim_time", "loss"), ("bits", "loss"), ("step", "consensus")),
@@ -204,7 +219,7 @@ def plot_grid(results, panels=(("step", "loss"), ("sim_time", "loss"), ("bits", 
 # ---- tidy frames: mean over seeds with a band ---------------------------------------------------------------------------
 def _cut_at_divergence(g):
     """The rows of one label up to (and including) the first evaluation at which any of its seeds diverged."""
-    if "diverged_step" in g and (g["diverged_step"] >= 0).any():
+    if "diverged_step" in g and "step" in g and (g["diverged_step"] >= 0).any():
         first = g.loc[g["diverged_step"] >= 0, "diverged_step"].min()
         return g[g["step"] <= first], True
     if "diverged" in g and g["diverged"].any():
@@ -212,32 +227,81 @@ def _cut_at_divergence(g):
     return g, False
 
 
-def band_stats(df, x: str, y: str, by: str = "label"):
-    """Per ``by`` value: the mean of ``x``, the mean, std, min and max of ``y`` over seeds at each step, cut at the
-    first divergence; returns ``{label: (DataFrame with x, mean, std, lo, hi, count; diverged flag)}``."""
+def band_stats(df, x: str, y: str, by: str = "label", index: str = "step"):
+    """Per ``by`` value: the mean of ``x``, the mean, std, min and max of ``y`` over seeds at each ``index`` value
+    (the step, or a swept parameter such as the bandwidth), cut at the first divergence; returns
+    ``{label: (DataFrame with x, mean, std, lo, hi, count; diverged flag)}``."""
     out = {}
     for label, g in df.groupby(by, sort=False):
         g, diverged = _cut_at_divergence(g)
-        s = g.groupby("step").agg(x=(x, "mean"), mean=(y, "mean"), std=(y, "std"), lo=(y, "min"), hi=(y, "max"),
-                                  count=(y, "count"))
+        if x == index:  # a swept parameter on the x axis: the group key is the x value
+            g = g.assign(_x=g[x])
+            xs = "_x"
+        else:
+            xs = x
+        s = g.groupby(index).agg(x=(xs, "mean"), mean=(y, "mean"), std=(y, "std"), lo=(y, "min"), hi=(y, "max"),
+                                 count=(y, "count"))
         s["std"] = s["std"].fillna(0.0)
         out[label] = (s.reset_index(), diverged)
     return out
 
 
+def subplots(n: int, ncols: int | None = None, width: float = 3.7, height: float = 3.3, sharey: bool = False):
+    """``n`` panels in rows of ``ncols`` (default: all in one row) with constrained layout, so labels fit and a
+    figure legend (:func:`figure_legend`) goes below them; returns (Figure, 1-D array of Axes)."""
+    import matplotlib.pyplot as plt
+
+    ncols = ncols or n
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), constrained_layout=True,
+                             squeeze=False, sharey=sharey)
+    axes = axes.ravel()
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, axes[:n]
+
+
+def figure_legend(fig, axes=None, ncol: int | None = None):
+    """One legend for the whole figure, below the panels: every label of ``axes`` (default: all the figure's), once."""
+    _figure_legend(fig, fig.axes if axes is None else axes, ncol)
+
+
+def _log_x_default(x, xs_all) -> bool:
+    """Bits: log whenever positive; step and simulated time: linear; any other x (a swept parameter: bandwidth,
+    latency, step size, deadline): log when its positive values span two decades."""
+    if x in _LOG_X:
+        return any((v > 0).any() for v in xs_all)
+    if x in ("step", "sim_time"):
+        return False
+    return _spans_decades(np.concatenate(xs_all) if xs_all else [], 2.0)
+
+
 def plot_curves(df, panels=(("step", "loss"), ("bits", "loss"), ("sim_time", "loss")), by: str = "label",
                 title=None, path: str | None = None, format: str | None = None, band: str = "std", axes=None,
-                logy: bool | None = None):
+                logy: bool | str | None = None, logx: bool | None = None, index: str = "step", order=None,
+                legend: bool = True, marker: str | None = None, xlabel: str | None = None, ylabel: str | None = None,
+                band_alpha: float = 0.2):
     """One panel per (x, y): one curve per ``by`` value, the mean over seeds, with a band (``"std"``: mean +- one
     standard deviation, ``"range"``: min to max over seeds, ``None``: no band).
 
     Args:
-      df: a tidy frame with columns ``by``, ``step``, ``seed`` and the metrics (a sweep's rows of one configuration
+      df: a tidy frame with columns ``by``, ``index`` (``step``), ``seed`` and the metrics (a sweep's rows of one configuration
         per label, e.g. :attr:`jaxgossip.compare.Comparison.curves`).
       panels: (x, y) metric names; x is ``step``, ``bits`` (log axis) or ``sim_time``.
       path, format: save the figure (png / pdf / svg, see :func:`save`).
       axes: optional Axes to draw into (one per panel).
-      logy: force the y scale (default: log for losses, consensus, suboptimality when they span a decade).
+      logy: force the y scale (default: log for losses, consensus, suboptimality when they span a decade;
+        ``"auto"``: log for any column whose values are positive and span a decade).
+      logx: force the x scale (default: log for bits; linear for step and simulated time; log for any other column,
+        e.g. a swept bandwidth or step size, when it spans two decades).
+      index: the column the seeds are averaged at (``step``; or the swept parameter when x is one, e.g.
+        ``index="lr"`` with panel ``("lr", "dist_to_opt")`` for final values against the step size).
+      order: the ``by`` values to draw, in this order; a value keeps its colour across calls (so several calls on
+        panels of different subsets colour the same label alike). Default: every value, in order of appearance.
+      legend: draw the figure legend (False: leave it to the caller, e.g. :func:`figure_legend` after several calls).
+      marker: a marker for the points (e.g. ``"o"`` for a sweep of a few values).
+      xlabel, ylabel: axis labels (default: :data:`AXIS_LABELS` of the columns).
+      band_alpha: the bands' opacity (lower it where several bands overlap).
 
     A label whose seeds diverged is drawn up to the first evaluation at which one of them diverged, marked with an
     x and "(diverged)", and kept out of the y-range. Returns the Figure.
@@ -247,7 +311,7 @@ def plot_curves(df, panels=(("step", "loss"), ("bits", "loss"), ("sim_time", "lo
     if band not in ("std", "range", None):
         raise ValueError(f"plot_curves: band must be 'std', 'range' or None, got {band!r}.")
     for x, y in panels:
-        for c in (x, y, by, "step"):
+        for c in (x, y, by, index):
             if c not in df:
                 raise ValueError(f"plot_curves: column {c!r} missing; the frame has {sorted(df.columns)}.")
     if axes is None:
@@ -258,35 +322,56 @@ def plot_curves(df, panels=(("step", "loss"), ("bits", "loss"), ("sim_time", "lo
         axes = np.ravel(axes)
         fig = axes[0].figure
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    labels = list(dict.fromkeys(df[by]))
+    present = list(dict.fromkeys(df[by]))
+    order = present if order is None else list(order)
+    labels = [lab for lab in order if lab in present]
     for ax, (x, y) in zip(axes, panels):
-        stats = band_stats(df, x, y, by)
+        stats = band_stats(df, x, y, by, index)
         means = np.concatenate([s["mean"].to_numpy(float) for s, _ in stats.values()])
-        ly = (y in _LOG_Y and _spans_decades(means, 1.0)) if logy is None else logy
-        lx = x in _LOG_X and any((s["x"] > 0).any() for s, _ in stats.values())
+        if logy == "auto":  # any column: log when its positive means span a decade
+            ly = bool((means[np.isfinite(means)] > 0).all()) and _spans_decades(means, 1.0)
+        else:
+            ly = (y in _LOG_Y and _spans_decades(means, 1.0)) if logy is None else bool(logy)
+        lx = _log_x_default(x, [s["x"].to_numpy(float) for s, _ in stats.values()]) if logx is None else logx
         healthy = []
-        for i, label in enumerate(labels):
+        for label in labels:
             s, diverged = stats[label]
-            color = colors[i % len(colors)]
+            color = colors[order.index(label) % len(colors)]
             xs, m = s["x"].to_numpy(float), s["mean"].to_numpy(float)
             lo, hi = _band(s, band)
             ok = _positive(xs, m, lx, ly)
-            ax.plot(xs[ok], m[ok], color=color, lw=1.6, label=str(label) + (" (diverged)" if diverged else ""))
+            ax.plot(xs[ok], m[ok], color=color, lw=1.6, marker=marker, ms=4,
+                    label=str(label) + (" (diverged)" if diverged else ""))
             if band is not None and len(s) and s["count"].max() > 1:
                 if ly:  # a band edge at or below zero is clipped to the lowest positive value of the curve
                     floor = np.nanmin(np.where(s["lo"] > 0, s["lo"], np.nan)) if (s["lo"] > 0).any() else np.nan
                     lo = np.where(lo > 0, lo, floor)
                 fill = ok & np.isfinite(lo) & np.isfinite(hi)
-                ax.fill_between(xs[fill], lo[fill], hi[fill], color=color, alpha=0.2, lw=0)
+                ax.fill_between(xs[fill], lo[fill], hi[fill], color=color, alpha=band_alpha, lw=0)
             if diverged and ok.any():
                 last = np.flatnonzero(ok)[-1]
                 ax.plot(xs[last], m[last], "x", color=color, ms=8, mew=2)
             elif ok.any():
                 healthy.append(np.concatenate([m[ok], hi[ok] if band else m[ok]]))
         _finish(ax, x, y, lx, ly)
+        if x == index and lx:  # a sweep of a few values on a log axis: tick the swept values themselves
+            swept = np.unique(np.concatenate([s["x"].to_numpy(float) for s, _ in stats.values()]))
+            swept = swept[np.isfinite(swept) & (swept > 0)]
+            if 1 < len(swept) <= 6:
+                from matplotlib.ticker import NullFormatter, NullLocator
+
+                ax.xaxis.set_minor_locator(NullLocator())
+                ax.xaxis.set_minor_formatter(NullFormatter())
+                ax.set_xticks(swept, [f"{v:g}" for v in swept])
+        if xlabel is not None:
+            ax.set_xlabel(xlabel)
+        if ylabel is not None:
+            ax.set_ylabel(ylabel)
         if len(healthy) < len(labels) and healthy:
             _set_range(ax, healthy, ly)
-    _figure_legend(fig, axes)
+            _minor_labels(ax, False, ly)
+    if legend:
+        _figure_legend(fig, axes)
     if title:
         fig.suptitle(title)
     if path is not None:

@@ -333,3 +333,73 @@ def test_a_finished_run_continues_for_more_steps(tmp_path):
         np.testing.assert_array_equal(longer.metrics[k], one.metrics[k])
         np.testing.assert_array_equal(again.metrics[k], one.metrics[k])
     np.testing.assert_array_equal(short.metrics["loss"], one.metrics["loss"][:5])
+
+
+def _nnx_problem():
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.conv = nnx.Conv(1, 4, (3, 3), strides=2, rngs=rngs)
+            self.bn = nnx.BatchNorm(4, rngs=rngs)
+            self.drop = nnx.Dropout(0.2, rngs=rngs)
+            self.out = nnx.Linear(64, 10, rngs=rngs)
+
+        def __call__(self, x):
+            return self.out(self.drop(nnx.relu(self.bn(self.conv(x))).reshape(x.shape[0], -1)))
+
+    return jg.problems.from_flax(Net(nnx.Rngs(0)), "digits", n_workers=4, batch_size=8, standardize=True)
+
+
+def _function_problem():
+    def init(key):
+        return {"w": 0.1 * jax.random.normal(key, (64, 10)), "b": jnp.zeros(10)}
+
+    def apply(params, X, key=None):
+        X = X.reshape(X.shape[0], -1)
+        if key is not None:
+            X = X * jax.random.bernoulli(key, 0.9, X.shape) / 0.9
+        return X @ params["w"] + params["b"]
+
+    return jg.problems.from_function(init, apply, "digits", n_workers=4, batch_size=8, standardize=True)
+
+
+@pytest.mark.parametrize("make", [_nnx_problem, _function_problem], ids=["nnx", "function"])
+def test_nnx_and_function_models_run_every_family_sweep_and_resume(make, tmp_path):
+    prob, topo = make(), jg.topology.ring(4)
+    algos = [jg.algorithms.dcd_psgd(lr=0.1, compressor=jg.compressors.quantize(bits=8)),
+             jg.algorithms.choco_sgd(lr=0.1, compressor=jg.compressors.top_k(fraction=0.2)),
+             jg.algorithms.deepsqueeze(lr=0.1, compressor=jg.compressors.sign())]
+    for algo in algos:
+        res = jg.simulate(prob, algo, topo, steps=20, eval_every=10)
+        assert res.metrics["loss"][-1] < res.metrics["loss"][0], algo.name
+    df = jg.sweep(prob, jg.algorithms.dpsgd(lr=0.1), topo, steps=10, eval_every=10, grid={"lr": [0.05, 0.1]},
+                  seeds=[0, 1])
+    assert len(df[df["step"] == 10]) == 4
+    path = str(tmp_path / "ck.npz")
+    full = jg.simulate(prob, algos[1], topo, steps=20, eval_every=10)
+    jg.checkpoint.simulate(prob, algos[1], topo, steps=20, eval_every=10, path=path, every=10, stop_at=10)
+    resumed = jg.checkpoint.simulate(prob, algos[1], topo, steps=20, eval_every=10, path=path, every=10)
+    np.testing.assert_array_equal(np.asarray(resumed.state.x), np.asarray(full.state.x))
+
+
+def test_compressor_that_cannot_act_on_d_is_refused_before_compiling():
+    prob = jg.problems.logistic_regression("digits", n_workers=4, batch_size=4)  # d = 650
+    before = TRACE_COUNT["chunk"]
+    with pytest.raises(ValueError, match="compressor.*k"):
+        jg.simulate(prob, jg.algorithms.choco_sgd(lr=0.1, compressor=jg.compressors.top_k(k=1000), consensus=0.5),
+                    jg.topology.ring(4), steps=2)
+    assert TRACE_COUNT["chunk"] == before
+
+
+@pytest.mark.parametrize("y, match", [
+    (lambda y: y[:, None], "shape \\(N,\\)"),
+    (lambda y: y + 0.5, "must be integers"),
+    (lambda y: y[:-5], "one label per sample"),
+])
+def test_logistic_regression_refuses_bad_labels(y, match):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4))
+    labels = (X[:, 0] > 0).astype(int)
+    with pytest.raises(ValueError, match=match):
+        jg.problems.logistic_regression((X, y(labels)), n_workers=4, batch_size=2)
+    with pytest.raises(ValueError, match="NaN"):
+        jg.problems.logistic_regression((np.where(X > 2, np.nan, X), labels), n_workers=4, batch_size=2)

@@ -19,6 +19,8 @@ from jaxgossip.algorithms.exact_diffusion import d2, exact_diffusion
 from jaxgossip.algorithms.ef21 import ef21
 from jaxgossip.algorithms.beer import beer
 from jaxgossip.algorithms.pushsum import sgp
+from jaxgossip.algorithms.powergossip import powergossip
+from jaxgossip.algorithms.adpsgd import ad_psgd
 
 REGISTRY = {
     "iade": iade,
@@ -47,6 +49,8 @@ REGISTRY = {
     "ef21": ef21,
     "beer": beer,
     "sgp": sgp,
+    "powergossip": powergossip,
+    "ad_psgd": ad_psgd,
 }
 
 

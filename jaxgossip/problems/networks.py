@@ -25,7 +25,7 @@ from jaxgossip.problems.nets import FunctionNet, LinenNet, NNXNet, train_flag
 
 __all__ = ["from_flax", "from_function", "check_problem"]
 
-WORKER_MAPS = ("auto", "vmap", "map")
+WORKER_MAPS = ("vmap", "map")
 
 
 def _check_options(name, batch_size, eval_batch, worker_map, augment, reg):
@@ -87,29 +87,11 @@ def _build(name, net, params_flat, model_state, data, *, loss, n_workers, partit
         worker_map=worker_map,
     )
     out = check_problem(problem, name)
-    if worker_map == "auto":
-        problem = problem.replace(worker_map=_auto_worker_map(problem))
     if classification and loss == "cross_entropy":
         k = out.shape[-1]
         data_lib.class_labels(np.asarray(ytr), f"{name}: the training labels", num_classes=k)
         data_lib.class_labels(np.asarray(yte), f"{name}: the test labels", num_classes=k)
     return problem
-
-
-def _auto_worker_map(problem) -> str:
-    """``"map"`` for a model with convolutions on CPU, else ``"vmap"``.
-
-    jax's batching rule turns a convolution with per-worker kernels into one grouped convolution, which XLA's CPU
-    backend runs slowly: LeNet-5 with n = 16 took 486 ms per D-PSGD step under ``vmap`` and 249 ms under ``lax.map``
-    (one worker's program at a time) on a 2-core CPU (benchmarks/bench_cnn.py). Accelerators run grouped
-    convolutions well, and dense layers batch into matmuls, so those keep ``vmap``.
-    """
-    if jax.default_backend() != "cpu":
-        return "vmap"
-    B = min(problem.batch_size, problem.data_x.shape[1])
-    batch = jax.ShapeDtypeStruct((B,) + tuple(problem.data_x.shape[2:]), problem.data_x.dtype)
-    jaxpr = jax.make_jaxpr(lambda x, X: problem.apply(x, X, problem.model_state)[0])(problem.x0, batch)
-    return "map" if "conv_general_dilated" in str(jaxpr) else "vmap"
 
 
 def check_problem(problem: Problem, name: str = "simulate"):
@@ -213,7 +195,7 @@ def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 1
               alpha: float = 0.5, batch_size=32, reg: float = 0.0, seed: int = 0, init_seed: int | None = None,
               test_fraction: float = 0.2, num_samples: int | None = None, standardize: bool = False, normalize=None,
               augment=None, train_arg="auto", rng_names=("dropout",), share_model_state: bool = False,
-              eval_batch: int | None = 1024, worker_map: str = "auto", classification: bool | None = None,
+              eval_batch: int | None = 1024, worker_map: str = "vmap", classification: bool | None = None,
               name: str | None = None) -> Problem:
     """A problem from a flax network: a linen ``nn.Module`` or an (initialized) ``nnx.Module``.
 
@@ -240,8 +222,10 @@ def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 1
         none).
       rng_names: the rng streams a linen module draws from in training.
       eval_batch: evaluate in chunks of this many samples (bounded memory); None: one pass.
-      worker_map: ``"vmap"``, ``"map"`` (``lax.map``: one worker's program at a time) or ``"auto"``: ``"map"`` for a
-        model with convolutions on CPU (2x faster there, see :func:`_auto_worker_map`), else ``"vmap"``.
+      worker_map: ``"vmap"`` (default) or ``"map"`` (``lax.map``: one worker's ordinary program at a time). On a
+        2-core CPU ``"map"`` made a LeNet-5 D-PSGD step of 16 workers 2x faster (249 against 486 ms: vmap turns
+        per-worker kernels into one grouped convolution) but a ResNet-20 gradient of 4 workers 2.5x slower (1.68
+        against 0.68 s); see benchmarks/README.md.
       classification: report accuracy (default: from the loss).
       name: the problem's name in tables.
 
@@ -291,7 +275,7 @@ def from_function(params, apply_fn, data="digits", *, loss="cross_entropy", stat
                   partition: str = "iid", alpha: float = 0.5, batch_size=32, reg: float = 0.0, seed: int = 0,
                   init_seed: int | None = None, test_fraction: float = 0.2, num_samples: int | None = None,
                   standardize: bool = False, normalize=None, augment=None, share_model_state: bool = False,
-                  eval_batch: int | None = 1024, worker_map: str = "auto", classification: bool | None = None,
+                  eval_batch: int | None = 1024, worker_map: str = "vmap", classification: bool | None = None,
                   name: str | None = None) -> Problem:
     """A problem from any JAX model (equinox, haiku, plain functions).
 

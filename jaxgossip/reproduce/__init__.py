@@ -2,7 +2,7 @@
 
 Each reproduction is a module in this package that registers a function with :func:`register`. The function takes
 ``size`` (``"test"``: seconds, for the test suite; ``"small"``: minutes on a laptop CPU, the CLI default; ``"paper"``:
-the paper's sizes) and ``seeds``, and returns a :class:`Reproduction`: the curves as a DataFrame, a matplotlib Figure,
+the paper's sizes) and ``seeds``, and returns a :class:`Reproduction`: the curves as a DataFrame, a matplotlib Figure drawn with :mod:`jaxgossip.plots`,
 and a verdict table with one row per claim of the paper (``claim``, ``measured``, ``holds``).
 """
 
@@ -40,9 +40,15 @@ class Reproduction:
     def holds(self) -> bool:
         return bool(self.verdicts["holds"].all())
 
-    def save(self, out_dir: str) -> dict:
-        """Write ``NAME.csv``, ``NAME-verdicts.csv`` and ``NAME.png`` into out_dir; return the paths."""
+    def save(self, out_dir: str, format: str = "png") -> dict:
+        """Write ``NAME.csv``, ``NAME-verdicts.csv`` and the figure ``NAME.png`` (``format``: png, pdf or svg, through
+        :func:`jaxgossip.plots.save`) into out_dir; return the paths, the figure's under the format's name."""
+        from jaxgossip.plots import FORMATS
+        from jaxgossip.plots import save as save_figure
         from jaxgossip.result import atomic_write
+
+        if format not in FORMATS:
+            raise ValueError(f"reproduce: format must be one of {FORMATS}, got {format!r}.")
 
         os.makedirs(out_dir, exist_ok=True)
         paths = {"csv": os.path.join(out_dir, f"{self.name}.csv"),
@@ -50,8 +56,7 @@ class Reproduction:
         atomic_write(paths["csv"], self.frame.to_csv(index=False))
         atomic_write(paths["verdicts"], self.verdicts.to_csv(index=False))
         if self.figure is not None:
-            paths["png"] = os.path.join(out_dir, f"{self.name}.png")
-            self.figure.savefig(paths["png"], dpi=120, bbox_inches="tight")
+            paths[format] = save_figure(self.figure, os.path.join(out_dir, f"{self.name}.{format}"), format=format)
         return paths
 
 

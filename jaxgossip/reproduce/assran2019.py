@@ -119,17 +119,26 @@ def _verdicts(frame):
 
 
 def _plot(frame):
-    import matplotlib.pyplot as plt
+    """Through :func:`jaxgossip.plots.plot_curves`: the final ||xbar - x*|| against the constant step size (log-log:
+    a slope of 1 is a bias proportional to the step) and, at the smallest step, ||xbar - x*|| against the step;
+    the mean over seeds with the band from the lowest to the highest seed, one legend below."""
+    from jaxgossip.plots import figure_legend, plot_curves, subplots
 
-    end = frame[(frame.step == frame.step.max()) & (frame.seed == frame.seed.min())]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, g in end.groupby("method", sort=False):
-        g = g.sort_values("lr")
-        ax.loglog(g.lr, g.dist_to_opt, "o-", label=name)
-    ax.set_xlabel("constant step size")
-    ax.set_ylabel("final ||xbar - x*||  (float64)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    methods = list(dict.fromkeys(frame.method))
+    end = frame[frame.step == frame.step.max()]
+    fig, (ax0, ax1) = subplots(2, width=4.0, height=3.4)
+    plot_curves(end, panels=(("lr", "dist_to_opt"),), by="method", index="lr", axes=[ax0], band="range",
+                logx=True, logy=True, order=methods, legend=False, marker="o", xlabel=r"constant step size $\gamma$",
+                ylabel=r"final $\|\bar x - x^\star\|$ (float64)")
+    ax0.set_title("final distance vs step size", fontsize=10)
+    lr = frame.lr.min()
+    plot_curves(frame[frame.lr == lr], panels=(("step", "dist_to_opt"),), by="method", axes=[ax1], band="range",
+                logy=True, order=methods, legend=False)
+    ax1.set_title(rf"distance over the run at $\gamma = {lr:g}$", fontsize=10)
+    figure_legend(fig, [ax0, ax1])
+    seeds = frame.seed.nunique()
+    fig.suptitle("Assran et al. 2019: push-sum (SGP) on directed graphs"
+                 + (f"\n(mean over {seeds} seeds; band: min to max)" if seeds > 1 else ""))
     return fig
 
 

@@ -122,23 +122,17 @@ def _verdicts(frame, vectors, n):
 
 
 def _plot(frame, vectors):
-    import matplotlib.pyplot as plt
+    """Loss against iterations and against bits (log axis) through :func:`jaxgossip.plots.plot_curves`: the mean over
+    seeds with the band from the lowest to the highest seed, one legend below."""
+    from jaxgossip.plots import plot_curves
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     names = {"sgd": "SGD (2N vectors)", "csgd/sign": "CSGD, 1-bit (2cN)", "single_ec/sign": "single EC, 1-bit (N(1+c))",
              "double_ec/sign": "DoubleSqueeze, 1-bit (2cN)"}
-    for label, text in names.items():
-        rows = frame[frame["label"] == label]
-        mean = rows.groupby("step")[["loss", "bits"]].mean()
-        axes[0].plot(mean.index, mean["loss"], label=text)
-        axes[1].plot(mean["bits"].to_numpy()[1:], mean["loss"].to_numpy()[1:], label=text)
-    axes[0].set(xlabel="iteration", ylabel="training loss", yscale="log", title="loss per iteration")
-    axes[1].set(xlabel="bits sent (all workers)", ylabel="training loss", xscale="log", yscale="log",
-                title="loss per bit")
-    axes[0].legend()
-    fig.suptitle("DoubleSqueeze (Tang et al. 2019b): 1-bit compression with error compensation on both sides")
-    fig.tight_layout()
-    return fig
+    rows = frame[frame["label"].isin(list(names))].assign(label=lambda f: f["label"].map(names))
+    seeds = rows["seed"].nunique()
+    return plot_curves(rows, panels=(("step", "loss"), ("bits", "loss")), band="range", order=list(names.values()),
+                       title="DoubleSqueeze (Tang et al. 2019b): 1-bit compression with error compensation on both "
+                             f"sides\n(mean over {seeds} seeds; band: min to max)")
 
 
 @register("tang2019-doublesqueeze", "DoubleSqueeze: 1-bit double compression with error compensation follows SGD; "

@@ -167,22 +167,23 @@ def deadline_sweep(size: str = "small", seed: int = 0):
 
 
 def _figure(frame, sweep):
-    import matplotlib.pyplot as plt
+    """Through :mod:`jaxgossip.plots`: loss against simulated time (mean over seeds, band from the lowest to the highest
+    seed) and, for QuanTimed-DSGD, the loss within the time budget against the deadline (log axis); one legend."""
+    from jaxgossip.plots import figure_legend, plot_curves, subplots
 
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.8))
-    first = frame[frame["seed"] == frame["seed"].min()]
-    for label, g in first.groupby("label", sort=False):
-        ax0.plot(g["sim_time"], g["loss"], label=label)
-    ax0.set_xlabel("simulated time (s)")
-    ax0.set_ylabel("training loss")
-    ax0.set_title("Loss vs simulated time (Fig. 3-4 left)")
-    ax0.legend()
-    ax1.plot(sweep["deadline"], sweep["loss_at_budget"], "o-")
-    ax1.set_xscale("log")
-    ax1.set_xlabel("deadline T_d (s)")
-    ax1.set_ylabel("loss at the time budget")
-    ax1.set_title("Effect of T_d (Fig. 4 right)")
-    fig.tight_layout()
+    order = [v for k, v in LABELS.items() if k in set(frame["algorithm"])]
+    fig, (ax0, ax1) = subplots(2, width=4.2, height=3.4)
+    seeds = frame["seed"].nunique()
+    plot_curves(frame, panels=(("sim_time", "loss"),), axes=[ax0], band="range", order=order, legend=False)
+    ax0.set_title("loss vs simulated time (Fig. 3-4 left)" + (f"\nmean over {seeds} seeds, band: min to max"
+                                                               if seeds > 1 else ""), fontsize=10)
+    points = sweep.assign(label=LABELS["quantimed_dsgd"], step=0)
+    plot_curves(points, panels=(("deadline", "loss_at_budget"),), index="deadline", axes=[ax1], band=None,
+                order=order, legend=False, logx=True, marker="o", xlabel=r"deadline $T_d$ (s)",
+                ylabel=f"loss at the time budget ({float(sweep['budget'].iloc[0]):.3g} s)")
+    ax1.set_title(f"effect of $T_d$ (Fig. 4 right), seed {int(frame['seed'].min())}", fontsize=10)
+    figure_legend(fig, [ax0, ax1])
+    fig.suptitle("Reisizadeh et al. 2019: QuanTimed-DSGD vs DSGD and Q-DSGD in simulated time")
     return fig
 
 

@@ -22,7 +22,6 @@ import pandas as pd
 from jaxgossip import algorithms as A
 from jaxgossip import compressors as C
 from jaxgossip import problems, topology
-from jaxgossip.plots import plot_results
 from jaxgossip.reproduce import Reproduction, register
 from jaxgossip.simulate import simulate
 from jaxgossip.theory import dcd_condition, estimate_alpha
@@ -68,16 +67,25 @@ def verdict(claim, measured, holds):
     return {"claim": claim, "measured": measured, "holds": bool(holds)}
 
 
-def _figure(results, title, panels=(("step", "suboptimality"), ("bits", "suboptimality"))):
-    import matplotlib.pyplot as plt
+def plot_frame(results):
+    """The curves of ``{label: [Result per seed]}`` as one tidy frame for :func:`jaxgossip.plots.plot_curves`, with
+    each run's ``diverged`` flag and ``diverged_step`` (-1 when it did not diverge), so diverged runs are cut."""
+    frames = []
+    for runs in results.values():
+        for r in runs:
+            step = int(r.diverged_step) if r.diverged and r.diverged_step is not None else -1
+            frames.append(r.to_pandas().assign(diverged=bool(r.diverged), diverged_step=step))
+    return pd.concat(frames, ignore_index=True)
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8))
-    first = [runs[0] for runs in results.values()]
-    for ax, (x, y) in zip(np.atleast_1d(axes), panels):
-        plot_results(first, x=x, y=y, ax=ax)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+
+def _figure(results, title, panels=(("step", "suboptimality"), ("bits", "suboptimality"))):
+    """One panel per (x, y) through :func:`jaxgossip.plots.plot_curves`: the mean over seeds and the band from the
+    lowest to the highest seed, bits on a log axis, one legend below, diverged runs cut where they diverged."""
+    from jaxgossip.plots import plot_curves
+
+    seeds = len(next(iter(results.values())))
+    return plot_curves(plot_frame(results), panels=panels, band="range", order=list(results),
+                       title=f"{title}\n(mean over {seeds} seeds; band: min to max)" if seeds > 1 else title)
 
 
 # ---- Fig. 1 ----------------------------------------------------------------------------------------------------------

@@ -105,19 +105,16 @@ def _verdicts(frame, n):
 
 
 def _plot(frame):
-    import matplotlib.pyplot as plt
+    """Through :func:`jaxgossip.plots.plot_curves`: f(xbar) - f* against the step and against the bits sent (log),
+    and the consensus distance against the step; the mean over seeds with the band from the lowest to the highest
+    seed, one legend below."""
+    from jaxgossip.plots import plot_curves
 
-    f = frame[frame.seed == frame.seed.min()]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for name, g in f.groupby("graph", sort=False):
-        axes[0].semilogy(g.step, g.suboptimality, label=name)
-        axes[1].loglog(np.maximum(g.bits, 1.0), g.suboptimality, label=name)
-    axes[0].set_xlabel("step")
-    axes[1].set_xlabel("bits sent (all workers)")
-    axes[0].set_ylabel("f(xbar) - f*")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    seeds = frame.seed.nunique()
+    return plot_curves(frame, panels=(("step", "suboptimality"), ("bits", "suboptimality"), ("step", "consensus")),
+                       by="graph", band="range",
+                       title="Ying et al. 2021: D-PSGD on ring, static and one-peer exponential graphs"
+                             + (f"\n(mean over {seeds} seeds; band: min to max)" if seeds > 1 else ""))
 
 
 @register("ying2021-one-peer", "Ying et al. 2021: D-PSGD on the one-peer exponential graph ~ the static exponential "

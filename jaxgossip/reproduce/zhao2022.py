@@ -113,19 +113,19 @@ def _verdicts(frame):
 
 
 def _plot(frame):
-    import matplotlib.pyplot as plt
+    """|f(xbar) - f*| against the step and against the bits sent (both log) through
+    :func:`jaxgossip.plots.plot_curves`: the mean over seeds with the band from the lowest to the highest seed,
+    diverged runs marked and kept out of the y-range, one legend below."""
+    from jaxgossip.plots import plot_curves
 
-    f = frame[frame.seed == frame.seed.min()]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for name, g in f.groupby("method", sort=False):
-        y = np.maximum(g.suboptimality.abs(), 1e-17)
-        axes[0].semilogy(g.step, y, label=name)
-        axes[1].loglog(np.maximum(g.bits, 1.0), y, label=name)
-    axes[0].set_xlabel("step")
-    axes[1].set_xlabel("bits sent (all workers)")
-    axes[0].set_ylabel("f(xbar) - f*  (float64)")
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
+    rows = frame.assign(suboptimality=frame.suboptimality.abs())
+    seeds = frame.seed.nunique()
+    fig = plot_curves(rows, panels=(("step", "suboptimality"), ("bits", "suboptimality")), by="method",
+                      band="range", logy=True, ylabel=r"$|f(\bar x) - f^\star|$ (float64)",
+                      title="Zhao et al. 2022: BEER vs CHOCO-SGD with top-k, full gradients"
+                            + (f"\n(mean over {seeds} seeds; band: min to max)" if seeds > 1 else ""))
+    fig.axes[1].sharey(fig.axes[0])
+    fig.axes[1].set_ylabel("")
     return fig
 
 
