@@ -194,19 +194,21 @@ def test_layerwise_compression_bits_and_identity(cnn):
     assert "layers=" in res.config["algorithm"]["compressor"]
 
 
+class NNXNet(nnx.Module):
+    """The TinyCNN as an nnx module: Conv -> BatchNorm -> ReLU -> dropout -> Linear."""
+
+    def __init__(self, rngs):
+        self.conv = nnx.Conv(1, 4, (3, 3), strides=2, rngs=rngs)
+        self.bn = nnx.BatchNorm(4, rngs=rngs)
+        self.drop = nnx.Dropout(0.2, rngs=rngs)
+        self.out = nnx.Linear(64, 10, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(self.drop(nnx.relu(self.bn(self.conv(x))).reshape(x.shape[0], -1)))
+
+
 def test_nnx_model_trains():
-    class Net(nnx.Module):
-        def __init__(self, rngs):
-            self.conv = nnx.Conv(1, 4, (3, 3), strides=2, rngs=rngs)
-            self.bn = nnx.BatchNorm(4, rngs=rngs)
-            self.drop = nnx.Dropout(0.2, rngs=rngs)
-            self.out = nnx.Linear(64, 10, rngs=rngs)
-
-        def __call__(self, x):
-            x = nnx.relu(self.bn(self.conv(x))).reshape(x.shape[0], -1)
-            return self.out(self.drop(x))
-
-    prob = jg.problems.from_flax(Net(nnx.Rngs(0)), "digits", n_workers=N, batch_size=8, standardize=True)
+    prob = jg.problems.from_flax(NNXNet(nnx.Rngs(0)), "digits", n_workers=N, batch_size=8, standardize=True)
     assert prob.has_model_state and prob.stochastic_model
     res = run(prob, jg.algorithms.dpsgd(lr=0.1), steps=30)
     assert res.metrics["loss"][-1] < 0.8 * res.metrics["loss"][0]
@@ -336,17 +338,7 @@ def test_a_finished_run_continues_for_more_steps(tmp_path):
 
 
 def _nnx_problem():
-    class Net(nnx.Module):
-        def __init__(self, rngs):
-            self.conv = nnx.Conv(1, 4, (3, 3), strides=2, rngs=rngs)
-            self.bn = nnx.BatchNorm(4, rngs=rngs)
-            self.drop = nnx.Dropout(0.2, rngs=rngs)
-            self.out = nnx.Linear(64, 10, rngs=rngs)
-
-        def __call__(self, x):
-            return self.out(self.drop(nnx.relu(self.bn(self.conv(x))).reshape(x.shape[0], -1)))
-
-    return jg.problems.from_flax(Net(nnx.Rngs(0)), "digits", n_workers=4, batch_size=8, standardize=True)
+    return jg.problems.from_flax(NNXNet(nnx.Rngs(0)), "digits", n_workers=4, batch_size=8, standardize=True)
 
 
 def _function_problem():
