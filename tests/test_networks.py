@@ -395,3 +395,16 @@ def test_logistic_regression_refuses_bad_labels(y, match):
         jg.problems.logistic_regression((X, y(labels)), n_workers=4, batch_size=2)
     with pytest.raises(ValueError, match="NaN"):
         jg.problems.logistic_regression((np.where(X > 2, np.nan, X), labels), n_workers=4, batch_size=2)
+
+
+def test_sweep_redraws_data_and_initial_network_per_seed():
+    """A problem factory: each seed draws its own partition and initial CNN, still one vmapped program."""
+    def make(s):
+        return jg.problems.from_flax(TinyCNN(), "digits", n_workers=4, batch_size=8, standardize=True, seed=s)
+
+    df = jg.sweep(make, jg.algorithms.dpsgd(lr=0.1), jg.topology.ring(4), steps=10, eval_every=5, seeds=[0, 1])
+    last = df[df["step"] == 10]
+    one = jg.simulate(make(1), jg.algorithms.dpsgd(lr=0.1), jg.topology.ring(4), steps=10, eval_every=5, seed=1)
+    assert float(last[last["seed"] == 1]["loss"].iloc[0]) == pytest.approx(one.final("loss"), rel=1e-4)
+    assert not np.isclose(float(df[(df["step"] == 0) & (df["seed"] == 0)]["loss"].iloc[0]),
+                          float(df[(df["step"] == 0) & (df["seed"] == 1)]["loss"].iloc[0]))
