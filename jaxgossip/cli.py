@@ -283,19 +283,24 @@ def _check_run_keys(run: dict, i: int) -> None:
                          f"{_suggest(unknown[0], params + ['label'])}.")
 
 
+def read_toml(path: str, prog: str = "jaxgossip") -> dict:
+    """A TOML file as a dict: a missing file exits with a message, malformed TOML is a ValueError naming the file."""
+    import tomllib
+
+    if not os.path.exists(path):
+        raise SystemExit(f"{prog}: config file {path!r} not found.")
+    with open(path, "rb") as f:
+        try:
+            return tomllib.load(f)
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"config file {path!r} is not valid TOML: {err}") from None
+
+
 def load_config(path: str | None) -> dict:
     """Read a TOML config and check its keys (:func:`check_config`); ``{}`` for no file."""
     if path is None:
         return {}
-    import tomllib
-
-    if not os.path.exists(path):
-        raise SystemExit(f"jaxgossip: config file {path!r} not found.")
-    with open(path, "rb") as f:
-        try:
-            cfg = tomllib.load(f)
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"config file {path!r} is not valid TOML: {err}") from None
+    cfg = read_toml(path)
     try:
         return check_config(cfg)
     except ValueError as err:

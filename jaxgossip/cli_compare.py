@@ -61,15 +61,9 @@ def add_parser(subparsers):
 
 def load(path: str) -> dict:
     """Read and check a compare config (clear errors naming the key)."""
-    import tomllib
+    from jaxgossip.cli import read_toml
 
-    if not os.path.exists(path):
-        raise SystemExit(f"jaxgossip compare: config file {path!r} not found.")
-    with open(path, "rb") as f:
-        try:
-            cfg = tomllib.load(f)
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"{path} is not valid TOML: {err}") from None
+    cfg = read_toml(path, "jaxgossip compare")
     unknown = sorted(set(cfg) - set(TOP_KEYS))
     if unknown:
         raise ValueError(f"{path}: unknown keys {unknown}; a compare config takes {list(TOP_KEYS)}.")
