@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default="results", help="output folder (default: results/)")
     rp.add_argument("--format", default="png", choices=("png", "pdf", "svg"),
                     help="format of the figure: png (default), pdf or svg")
+    rp.add_argument("--data-dir", help="directory of the data sets read from disk at --size paper (e.g. CIFAR-10's "
+                    "python batches, MNIST's idx files); only for reproductions that take it")
     return p
 
 
@@ -579,7 +581,19 @@ def _cmd_reproduce(args) -> int:
     import jaxgossip as jg
 
     t0 = time.perf_counter()
-    rep = jg.reproduce.run(args.name, size=args.size, seeds=args.seeds)
+    kwargs = {}
+    if args.data_dir is not None:
+        import inspect
+
+        if "data_dir" not in inspect.signature(jg.reproduce.get(args.name)).parameters:
+            raise ValueError(f"reproduce {args.name}: --data-dir is not used by this reproduction (it builds its data "
+                             "itself); drop the flag.")
+        kwargs["data_dir"] = args.data_dir
+    try:
+        rep = jg.reproduce.run(args.name, size=args.size, seeds=args.seeds, **kwargs)
+    except FileNotFoundError as err:  # missing data files: a clear message, not a traceback
+        print(f"jaxgossip: error: {err}", file=sys.stderr)
+        return 2
     print(f"\n{rep.name} ({args.size}):")
     print(rep.verdicts.to_string(index=False))
     for kind, path in rep.save(args.out, format=args.format).items():

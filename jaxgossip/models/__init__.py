@@ -14,6 +14,11 @@ Every module is a frozen, hashable linen dataclass whose ``__call__(x, train: bo
 - ``"vgg11"``, :class:`VGG11`: 32x32x3; 578,410 (``small=True``, widths / 4; 9,225,610 full width).
 
 (10 classes each.) :func:`param_count` counts any module's parameters without computing anything.
+
+Every convolutional model takes ``conv="auto" | "im2col" | "xla"``: how its convolutions are lowered (``"auto"``:
+:func:`im2col_conv`, im2col and one matrix product, on CPU; XLA's convolution on GPU and TPU). The numbers are the
+same to float32 rounding; on CPU the stacked workers' convolutions become one batched matrix product per layer
+(benchmarks/README.md, item 9).
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from __future__ import annotations
 from jaxgossip._registry import build
 from jaxgossip.models._count import param_count
 from jaxgossip.models.cnn1d import CNN1D
+from jaxgossip.models.conv import conv_fn, im2col_conv
 from jaxgossip.models.lenet import LeNet5, LeNetSmall
 from jaxgossip.models.mlp import MLP
 from jaxgossip.models.resnet import ResNet20
 from jaxgossip.models.vgg import VGG11
 
 __all__ = ["MLP", "LeNet5", "LeNetSmall", "CNN1D", "ResNet20", "VGG11", "MODELS", "INPUT_SHAPES", "get",
-           "param_count"]
+           "param_count", "im2col_conv", "conv_fn"]
 
 #: Name -> module class, for configs and the CLI.
 MODELS = {"mlp": MLP, "lenet5": LeNet5, "lenet5_small": LeNetSmall, "cnn1d": CNN1D, "resnet20": ResNet20,

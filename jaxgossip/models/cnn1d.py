@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flax import linen as nn
 
+from jaxgossip.models.conv import conv_fn, resolve
+
 __all__ = ["CNN1D"]
 
 
@@ -28,6 +30,8 @@ class CNN1D(nn.Module):
     Attributes:
       out: the number of classes.
       channels: the convolutions' width.
+      conv: how the convolutions are lowered: ``"auto"`` (im2col and one matrix product on CPU, XLA's convolution
+        elsewhere; see :mod:`jaxgossip.models.conv`), ``"im2col"`` or ``"xla"``. The same numbers either way.
 
     References:
       Greydanus 2020, "Scaling down deep learning" (the MNIST-1D data set), ``mnist1d/models.py: ConvBase``
@@ -36,11 +40,16 @@ class CNN1D(nn.Module):
 
     out: int = 10
     channels: int = 25
+    conv: str = "auto"
+
+    def __post_init__(self):
+        resolve(self.conv)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         c = self.channels
-        x = nn.relu(nn.Conv(c, (5,), strides=(2,), padding=((1, 1),))(x))
-        x = nn.relu(nn.Conv(c, (3,), strides=(2,), padding=((1, 1),))(x))
-        x = nn.relu(nn.Conv(c, (3,), strides=(2,), padding=((1, 1),))(x))
+        x = nn.relu(nn.Conv(c, (5,), strides=(2,), padding=((1, 1),), conv_general_dilated=conv_fn(self.conv))(x))
+        x = nn.relu(nn.Conv(c, (3,), strides=(2,), padding=((1, 1),), conv_general_dilated=conv_fn(self.conv))(x))
+        x = nn.relu(nn.Conv(c, (3,), strides=(2,), padding=((1, 1),), conv_general_dilated=conv_fn(self.conv))(x))
         return nn.Dense(self.out)(x.reshape(x.shape[0], -1))

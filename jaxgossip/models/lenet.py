@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flax import linen as nn
 
+from jaxgossip.models.conv import conv_fn, resolve
+
 __all__ = ["LeNet5", "LeNetSmall"]
 
 
@@ -43,6 +45,8 @@ class LeNet5(nn.Module):
     Attributes:
       out: the number of classes.
       small: the 8x8x1 variant.
+      conv: how the convolutions are lowered: ``"auto"`` (im2col and one matrix product on CPU, XLA's convolution
+        elsewhere; see :mod:`jaxgossip.models.conv`), ``"im2col"`` or ``"xla"``. The same numbers either way.
 
     References:
       LeCun, Bottou, Bengio, Haffner 1998, "Gradient-based learning applied to document recognition", Sec. II.B
@@ -53,13 +57,18 @@ class LeNet5(nn.Module):
 
     out: int = 10
     small: bool = False
+    conv: str = "auto"
+
+    def __post_init__(self):
+        resolve(self.conv)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         k, pad2 = ((3, 3), "SAME") if self.small else ((5, 5), "VALID")
-        x = nn.relu(nn.Conv(6, k, padding="SAME")(x))
+        x = nn.relu(nn.Conv(6, k, padding="SAME", conv_general_dilated=conv_fn(self.conv))(x))
         x = nn.avg_pool(x, (2, 2), strides=(2, 2))
-        x = nn.relu(nn.Conv(16, k, padding=pad2)(x))
+        x = nn.relu(nn.Conv(16, k, padding=pad2, conv_general_dilated=conv_fn(self.conv))(x))
         x = nn.avg_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape(x.shape[0], -1)
         x = nn.relu(nn.Dense(120)(x))

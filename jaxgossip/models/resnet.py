@@ -7,6 +7,8 @@ from functools import partial
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jaxgossip.models.conv import conv_fn, resolve
+
 __all__ = ["ResNet20", "NORMS", "SHORTCUTS"]
 
 NORMS = ("batch", "group")
@@ -22,13 +24,15 @@ class _Block(nn.Module):
     strides: int
     norm: object
     shortcut: str
+    conv: object
 
     @nn.compact
     def __call__(self, x):
         s = (self.strides, self.strides)
-        y = nn.Conv(self.channels, (3, 3), s, padding=((1, 1), (1, 1)), use_bias=False, kernel_init=_he)(x)
+        conv = partial(nn.Conv, use_bias=False, kernel_init=_he, conv_general_dilated=self.conv)
+        y = conv(self.channels, (3, 3), s, padding=((1, 1), (1, 1)))(x)
         y = nn.relu(self.norm()(y))
-        y = nn.Conv(self.channels, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=_he)(y)
+        y = conv(self.channels, (3, 3), padding=((1, 1), (1, 1)))(y)
         y = self.norm()(y)
         if self.strides != 1 or x.shape[-1] != self.channels:
             if self.shortcut == "A":  # identity on the subsampled map, the new channels zero (no parameters)
@@ -36,7 +40,7 @@ class _Block(nn.Module):
                 extra = self.channels - x.shape[-1]
                 x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
             else:  # a strided 1x1 projection and its norm
-                x = nn.Conv(self.channels, (1, 1), s, use_bias=False, kernel_init=_he)(x)
+                x = conv(self.channels, (1, 1), s)(x)
                 x = self.norm()(x)
         return nn.relu(y + x)
 
@@ -72,6 +76,8 @@ class ResNet20(nn.Module):
         statistics that non-iid workers disagree on).
       groups: GroupNorm's number of groups (it must divide 16); Hsieh et al. 2020 use GroupNorm with 2 groups.
       shortcut: ``"A"`` (zero-padded identity, the paper's CIFAR choice) or ``"B"`` (1x1 conv projection).
+      conv: how the convolutions are lowered: ``"auto"`` (im2col and one matrix product on CPU, XLA's convolution
+        elsewhere; see :mod:`jaxgossip.models.conv`), ``"im2col"`` or ``"xla"``. The same numbers either way.
 
     References:
       He, Zhang, Ren, Sun 2016, "Deep residual learning for image recognition", Sec. 3.3 (shortcut options A/B) and
@@ -86,6 +92,7 @@ class ResNet20(nn.Module):
     norm: str = "batch"
     groups: int = 2
     shortcut: str = "A"
+    conv: str = "auto"
 
     def _norm(self, train):
         if self.norm == "batch":
@@ -93,6 +100,7 @@ class ResNet20(nn.Module):
         return partial(nn.GroupNorm, num_groups=self.groups, epsilon=1e-5)
 
     def __post_init__(self):
+        resolve(self.conv)
         if self.norm not in NORMS:
             raise ValueError(f"ResNet20: norm must be one of {NORMS}, got {self.norm!r}.")
         if self.shortcut not in SHORTCUTS:
@@ -104,12 +112,13 @@ class ResNet20(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        norm = self._norm(train)
-        x = nn.Conv(16, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=_he)(x)
+        norm, conv = self._norm(train), conv_fn(self.conv)
+        x = nn.Conv(16, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, kernel_init=_he,
+                    conv_general_dilated=conv)(x)
         x = nn.relu(norm()(x))
         for stage, channels in enumerate((16, 32, 64)):
             for block in range(3):
                 strides = 2 if stage > 0 and block == 0 else 1
-                x = _Block(channels, strides, norm, self.shortcut)(x)
+                x = _Block(channels, strides, norm, self.shortcut, conv)(x)
         x = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.num_classes)(x)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flax import linen as nn
 
+from jaxgossip.models.conv import conv_fn, resolve
+
 __all__ = ["VGG11", "VGG11_CHANNELS"]
 
 #: Configuration A's convolution widths; "M" a 2x2 max-pool with stride 2.
@@ -29,6 +31,8 @@ class VGG11(nn.Module):
       num_classes: the number of outputs.
       small: divide the channel widths by ``factor``.
       factor: the divisor of the widths when ``small``.
+      conv: how the convolutions are lowered: ``"auto"`` (im2col and one matrix product on CPU, XLA's convolution
+        elsewhere; see :mod:`jaxgossip.models.conv`), ``"im2col"`` or ``"xla"``. The same numbers either way.
       batch_norm: a BatchNorm after every convolution (``use_running_average=not train``).
 
     References:
@@ -40,8 +44,10 @@ class VGG11(nn.Module):
     small: bool = True
     factor: int = 4
     batch_norm: bool = False
+    conv: str = "auto"
 
     def __post_init__(self):
+        resolve(self.conv)
         if isinstance(self.factor, bool) or not isinstance(self.factor, int) or self.factor < 1:
             raise ValueError(f"VGG11: factor must be a positive integer, got {self.factor!r}.")
         super().__post_init__()
@@ -53,7 +59,7 @@ class VGG11(nn.Module):
             if c == "M":
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
                 continue
-            x = nn.Conv(max(1, c // div), (3, 3), padding="SAME")(x)
+            x = nn.Conv(max(1, c // div), (3, 3), padding="SAME", conv_general_dilated=conv_fn(self.conv))(x)
             if self.batch_norm:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(x)
             x = nn.relu(x)

@@ -22,7 +22,7 @@ import numpy as np
 
 from jaxgossip.problems.layout import Layout
 
-__all__ = ["LinenNet", "NNXNet", "FunctionNet", "train_flag"]
+__all__ = ["LinenNet", "NNXNet", "FunctionNet", "train_flag", "conv_lowering"]
 
 #: Keyword arguments of ``__call__`` that switch a module between training and evaluation, and whether the value
 #: passed in training is True (``train=True``) or False (``deterministic=False``).
@@ -43,6 +43,27 @@ def train_flag(fn, given: str | None | bool = "auto") -> str | None:
     except (TypeError, ValueError):
         return None
     return next((name for name in TRAIN_FLAGS if name in params), None)
+
+
+def _im2col_interceptor(next_fun, args, kwargs, context):
+    """A linen interceptor that lowers every ``nn.Conv`` left at XLA's default convolution as im2col."""
+    from flax import linen as nn
+
+    from jaxgossip.models.conv import im2col_conv
+
+    module = context.module
+    if (isinstance(module, nn.Conv) and context.method_name == "__call__" and module.conv_general_dilated is None
+            and module.conv_general_dilated_cls is None):
+        object.__setattr__(module, "conv_general_dilated", im2col_conv)  # this apply's own instance
+    return next_fun(*args, **kwargs)
+
+
+def conv_lowering(conv: str) -> str:
+    """``"im2col"`` or ``"xla"`` for a problem's ``conv`` option (``"auto"``: im2col on CPU; see
+    :mod:`jaxgossip.models.conv`)."""
+    from jaxgossip.models.conv import resolve
+
+    return resolve(conv)
 
 
 def _mode_kwargs(flag, train):
@@ -67,6 +88,9 @@ class LinenNet:
       mutable: the collections updated in training (every non-``params`` collection ``init`` made, e.g.
         ``batch_stats``).
       rng_names: the rng streams handed to the module in training, each ``fold_in(key, j)``.
+      conv: ``"im2col"``: every ``nn.Conv`` that uses XLA's default convolution is computed as im2col and one matrix
+        product (:func:`jaxgossip.models.im2col_conv`; same numbers, one batched matmul per layer across workers);
+        ``"xla"``: as written.
     """
 
     module: Any
@@ -74,8 +98,17 @@ class LinenNet:
     flag: str | None
     mutable: tuple
     rng_names: tuple
+    conv: str = "xla"
 
     def __call__(self, x, X, state=None, key=None, train=False):
+        if self.conv == "im2col":
+            from flax import linen as nn
+
+            with nn.intercept_methods(_im2col_interceptor):
+                return self._apply(x, X, state, key, train)
+        return self._apply(x, X, state, key, train)
+
+    def _apply(self, x, X, state, key, train):
         variables = {"params": self.layout.unravel(x), **(state or {})}
         rngs = None
         if train and key is not None and self.rng_names:
@@ -100,7 +133,8 @@ class NNXNet:
       layout: the layout of its ``Param`` state.
       rng_def: the tree structure of its rng state; ``rng_kinds`` says per leaf "key" or the dtype of a counter;
         ``rng_shapes`` the leaves' shapes; ``rng_impls`` the key implementations.
-      flag_call: unused marker kept for symmetry (nnx switches modes with ``.train()`` / ``.eval()``).
+      conv: ``"im2col"``: every ``nnx.Conv`` using ``lax.conv_general_dilated`` is computed as im2col and one matrix
+        product instead (see :class:`LinenNet`); ``"xla"``: as written.
     """
 
     graphdef: Any
@@ -109,6 +143,7 @@ class NNXNet:
     rng_kinds: tuple
     rng_shapes: tuple
     rng_impls: tuple
+    conv: str = "xla"
 
     def _rng_state(self, key):
         if key is None:
@@ -129,12 +164,26 @@ class NNXNet:
         params = self.layout.unravel(x)
         parts = [params, self._rng_state(key)] + ([state] if state is not None else [])
         model = nnx.merge(self.graphdef, *parts, copy=True)
+        if self.conv == "im2col":
+            _lower_nnx_convs(model)
         model.train() if train else model.eval()
         out = model(X)
         if not train or state is None:
             return out, state
         _, _, _, new_state = nnx.split(model, nnx.Param, nnx.RngState, ...)
         return out, _same_structure(state, new_state)
+
+
+def _lower_nnx_convs(model):
+    """Point every ``nnx.Conv`` of a (freshly merged) nnx model that uses XLA's convolution at im2col."""
+    from flax import nnx
+    from jax import lax
+
+    from jaxgossip.models.conv import im2col_conv
+
+    for _, module in nnx.iter_modules(model):
+        if isinstance(module, nnx.Conv) and module.conv_general_dilated is lax.conv_general_dilated:
+            module.conv_general_dilated = im2col_conv
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ i's own key at every step (see :mod:`jaxgossip.problems._base`). Data keep their
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import jax
@@ -21,11 +22,19 @@ from jaxgossip.problems import data as data_lib
 from jaxgossip.problems import losses as losses_lib
 from jaxgossip.problems._base import Problem
 from jaxgossip.problems.layout import Layout
-from jaxgossip.problems.nets import FunctionNet, LinenNet, NNXNet, train_flag
+from jaxgossip.problems.nets import FunctionNet, LinenNet, NNXNet, conv_lowering, train_flag
 
 __all__ = ["from_flax", "from_function", "check_problem"]
 
-WORKER_MAPS = ("vmap", "map")
+WORKER_MAPS = ("auto", "vmap", "map")
+CONVS = ("auto", "im2col", "xla")
+
+
+def resolve_worker_map(worker_map: str, backend: str | None = None) -> str:
+    """``"auto"``: ``"map"`` on the CPU backend, ``"vmap"`` elsewhere (see :func:`from_flax`); others as given."""
+    if worker_map != "auto":
+        return worker_map
+    return "map" if (backend or jax.default_backend()) == "cpu" else "vmap"
 
 
 def _check_options(name, batch_size, eval_batch, worker_map, augment, reg):
@@ -84,7 +93,7 @@ def _build(name, net, params_flat, model_state, data, *, loss, n_workers, partit
         model_state=None if model_state is None else jax.tree.map(to_device, model_state), net=True,
         stochastic_model=bool(stochastic), augment=augment, layout=net.layout, full_batch=full,
         eval_batch=None if eval_batch is None else int(eval_batch), share_model_state=bool(share_model_state),
-        worker_map=worker_map,
+        worker_map=resolve_worker_map(worker_map),
     )
     out = check_problem(problem, name)
     if classification and loss == "cross_entropy":
@@ -195,8 +204,8 @@ def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 1
               alpha: float = 0.5, batch_size=32, reg: float = 0.0, seed: int = 0, init_seed: int | None = None,
               test_fraction: float = 0.2, num_samples: int | None = None, standardize: bool = False, normalize=None,
               augment=None, train_arg="auto", rng_names=("dropout",), share_model_state: bool = False,
-              eval_batch: int | None = 1024, worker_map: str = "vmap", classification: bool | None = None,
-              name: str | None = None) -> Problem:
+              eval_batch: int | None = 1024, worker_map: str = "auto", conv: str = "auto",
+              classification: bool | None = None, name: str | None = None) -> Problem:
     """A problem from a flax network: a linen ``nn.Module`` or an (initialized) ``nnx.Module``.
 
     Linen modules are initialized with ``init_seed``; an nnx module arrives initialized and every worker starts from
@@ -222,16 +231,22 @@ def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 1
         none).
       rng_names: the rng streams a linen module draws from in training.
       eval_batch: evaluate in chunks of this many samples (bounded memory); None: one pass.
-      worker_map: ``"vmap"`` (default) or ``"map"`` (``lax.map``: one worker's ordinary program at a time). On a
-        2-core CPU ``"map"`` made a LeNet-5 D-PSGD step of 16 workers 2x faster (249 against 486 ms: vmap turns
-        per-worker kernels into one grouped convolution) but a ResNet-20 gradient of 4 workers 2.5x slower (1.68
-        against 0.68 s); see benchmarks/README.md.
+      worker_map: how the workers' gradients are mapped: ``"vmap"`` (one program over the stacked workers),
+        ``"map"`` (``lax.map``: one worker's ordinary program at a time) or ``"auto"`` (default: ``"map"`` on CPU,
+        ``"vmap"`` on GPU and TPU). See benchmarks/README.md, item 9, for the measurements behind the choice.
+      conv: how ``nn.Conv`` layers are lowered: ``"auto"`` (default: im2col and one matrix product on CPU, as written
+        elsewhere), ``"im2col"`` or ``"xla"`` (as written). On XLA's CPU backend a convolution inside the run's
+        compiled loop, or vmapped over per-worker kernels, is many times slower than a matrix product of the same
+        size; im2col gives the same numbers (to float32 rounding). Convolutions that name their own
+        ``conv_general_dilated`` are left alone. See :mod:`jaxgossip.models.conv`.
       classification: report accuracy (default: from the loss).
       name: the problem's name in tables.
 
     Returns:
       A :class:`~jaxgossip.problems.Problem` with ``layout`` (the parameters' names, shapes and offsets).
     """
+    if conv not in CONVS:
+        raise ValueError(f"from_flax: conv must be one of {CONVS}, got {conv!r}.")
     init_seed = seed if init_seed is None else init_seed
     sample = data_lib.load(data, test_fraction=test_fraction, seed=seed, num_samples=num_samples,
                            standardize=standardize, normalize=normalize)[0][:1].astype(np.float32)
@@ -246,6 +261,7 @@ def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 1
     else:
         raise ValueError(f"from_flax: module must be a flax.linen.Module or a flax.nnx.Module, got "
                          f"{type(module).__name__}; for other models use jg.problems.from_function.")
+    net = dataclasses.replace(net, conv=conv_lowering(conv))
     label = name or f"{kind}({data if isinstance(data, str) else 'arrays'}, {partition})"
     return _build("from_flax", net, x0, state, data, loss=loss, n_workers=n_workers, partition=partition, alpha=alpha,
                   batch_size=batch_size, reg=reg, seed=seed, test_fraction=test_fraction, num_samples=num_samples,
@@ -275,7 +291,7 @@ def from_function(params, apply_fn, data="digits", *, loss="cross_entropy", stat
                   partition: str = "iid", alpha: float = 0.5, batch_size=32, reg: float = 0.0, seed: int = 0,
                   init_seed: int | None = None, test_fraction: float = 0.2, num_samples: int | None = None,
                   standardize: bool = False, normalize=None, augment=None, share_model_state: bool = False,
-                  eval_batch: int | None = 1024, worker_map: str = "vmap", classification: bool | None = None,
+                  eval_batch: int | None = 1024, worker_map: str = "auto", classification: bool | None = None,
                   name: str | None = None) -> Problem:
     """A problem from any JAX model (equinox, haiku, plain functions).
 
@@ -288,6 +304,9 @@ def from_function(params, apply_fn, data="digits", *, loss="cross_entropy", stat
         standardize, normalize, augment, share_model_state, eval_batch, worker_map, classification, name: as in
         :func:`from_flax`.
       state: the model's initial mutable state (a pytree), per worker during a run, or None.
+
+    Convolutions in ``apply_fn`` run as written; on CPU write them with :func:`jaxgossip.models.im2col_conv` (the
+    signature of ``lax.conv_general_dilated``) for the speed :func:`from_flax`'s ``conv="auto"`` gives flax models.
 
     Returns:
       A :class:`~jaxgossip.problems.Problem`.
