@@ -1,6 +1,7 @@
 """Where a compiled step's time goes: each XLA kernel's share of one traced run (``jax.profiler``), for items 2 and 3.
 
     .venv/bin/python benchmarks/profile_step.py dpsgd     # item 2's D-PSGD run (also: dcd, choco, sweep)
+    .venv/bin/python benchmarks/profile_step.py lenet --steps 20   # item 9's LeNet-5 stack, n = 16
 
 It compiles the run with its optimized HLO dumped (``--xla_dump_to``), runs it once more under ``jax.profiler.trace``
 and sums, for each HLO instruction of the dump, the self time of its trace events (a ``while`` or ``cond`` without the
@@ -39,6 +40,14 @@ def _e2e_run(key, steps):
 def _sweep_run(steps):
     prob, topo = bench_sweep.problem(), jg.topology.ring(16)
     return lambda: bench_sweep._sweep(prob, topo, bench_sweep.LRS, steps)
+
+
+def _lenet_run(steps, worker_map="auto", conv="auto"):
+    import bench_cnn_throughput
+
+    prob = bench_cnn_throughput.stack_problem(16, worker_map, conv)
+    algo, topo = jg.algorithms.dpsgd(lr=bench_cnn_throughput.LR), jg.topology.ring(16)
+    return lambda: jg.simulate(prob, algo, topo, steps=steps, eval_every=steps, metrics=["loss"])
 
 
 def hlo_names(directory: str) -> set:
@@ -94,15 +103,21 @@ def profile(run, steps, hlo_dir):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("case", choices=["dpsgd", "dcd", "choco", "sweep"],
-                    help="item 2's run of that algorithm (n = 64, d = 1000, batch 1), or item 3's 64-configuration sweep")
+    ap.add_argument("case", choices=["dpsgd", "dcd", "choco", "sweep", "lenet"],
+                    help="item 2's run of that algorithm (n = 64, d = 1000, batch 1), item 3's 64-configuration sweep, "
+                         "or item 9's LeNet-5 D-PSGD stack (n = 16, batch 32)")
+    ap.add_argument("--worker-map", default="auto", help="lenet only: auto, vmap or map")
+    ap.add_argument("--conv", default="auto", help="lenet only: auto, im2col or xla")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--keep-hlo", metavar="DIR", default=None, help="keep the optimized HLO dump in DIR")
     args = ap.parse_args(argv)
     # XLA reads its flags when the first backend starts, which importing jax and jaxgossip does not do.
     hlo_dir = tempfile.mkdtemp(prefix="jaxgossip-hlo-")
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_dump_to={hlo_dir} --xla_dump_hlo_as_text".strip()
-    run = _sweep_run(args.steps) if args.case == "sweep" else _e2e_run(args.case, args.steps)
+    if args.case == "lenet":
+        run = _lenet_run(args.steps, args.worker_map, args.conv)
+    else:
+        run = _sweep_run(args.steps) if args.case == "sweep" else _e2e_run(args.case, args.steps)
     try:
         print(profile(run, args.steps, hlo_dir))
     finally:

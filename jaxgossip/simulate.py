@@ -425,10 +425,24 @@ def _evals_per_chunk(num_evals: int, eval_every: int, target_steps: int = 2000) 
     return best
 
 
+#: Steps from which a run shows its progress bar by default (networks: ``NET_PROGRESS_STEPS``).
+PROGRESS_STEPS, NET_PROGRESS_STEPS = 20000, 1000
+#: Steps per compiled chunk of a network's run (the progress bar's resolution); other runs take up to 2000.
+NET_CHUNK_STEPS = 200
+
+
+def long_run(prep) -> bool:
+    """Whether a run shows its progress bar by default: 20000 steps or more, or a network's 1000."""
+    return prep.steps >= (NET_PROGRESS_STEPS if prep.problem.net else PROGRESS_STEPS)
+
+
 def _progress(total, enabled, desc):
+    """A tqdm bar in steps: it shows steps per second and the time left (updated after every compiled chunk)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="step", leave=False)
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="step", leave=False, dynamic_ncols=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}<{remaining}, "
+                           "{rate_fmt}]")
 
 
 def to_host(tree):
@@ -474,10 +488,11 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=None, x0
             carry = _place(carry, prep.sharding, n)
             chunks = list(chunks)
         num_evals = prep.steps // prep.eval_every
-        per_chunk = _evals_per_chunk(num_evals, prep.eval_every) if chunk_evals is None else chunk_evals
+        target = NET_CHUNK_STEPS if problem.net else 2000  # a network's bar moves every few hundred steps
+        per_chunk = _evals_per_chunk(num_evals, prep.eval_every, target) if chunk_evals is None else chunk_evals
         base_key = jax.random.key(prep.seed)
         threshold = divergence_limits(divergence_threshold, consensus_threshold)
-        show = progress if progress is not None else prep.steps >= 20000
+        show = progress if progress is not None else long_run(prep)
         done = sum(len(c["step"]) for c in chunks)
         stopped = bool(chunks[-1]["stopped"][-1]) if chunks else False
         with _progress(prep.steps, show, prep.config.get("label", algo.name)) as bar:
@@ -551,7 +566,8 @@ def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVa
         :mod:`jaxgossip.gossip`).
       shard: ``"auto"`` shards the worker axis over all devices when n divides evenly, ``True`` insists (error
         otherwise), ``False`` keeps one device.
-      progress: show a progress bar (default: for runs of 20000 steps or more).
+      progress: show a progress bar with steps per second and the time left (default: for runs of 20000 steps
+        or more, and for networks from 1000 steps).
       divergence_threshold: the run is marked diverged when the loss at the average model exceeds this many times
         its step-0 value (default 100; a non-finite loss or consensus distance always counts as diverged).
       consensus_threshold: ... or when the consensus distance exceeds this many times ``max(1, ||xbar||^2)`` (default

@@ -42,8 +42,8 @@ def paper_data(name: str, data_dir, reproduction: str):
     from jaxgossip.data.disk import _describe
 
     if data_dir is None:
-        raise ValueError(f"{reproduction}: size='paper' reads {name} from disk; pass data_dir=DIR (CLI: --data-dir DIR), "
-                         f"a directory holding {_describe(name)}. Nothing is downloaded.")
+        raise ValueError(f"{reproduction}: size='paper' reads {name} from disk; pass data_dir=DIR (CLI: --data-dir "
+                         f"DIR), a directory holding {_describe(name)}. Nothing is downloaded.")
     import os
 
     sub = os.path.join(os.path.expanduser(os.fspath(data_dir)), name)
@@ -72,7 +72,11 @@ def image_problem(module, data, *, n_workers: int, batch_size: int, seed: int = 
     return jg.problems.from_flax(module, data, n_workers=n_workers, batch_size=batch_size, seed=seed, **kwargs)
 
 
-# ---- epochs and runs --------------------------------------------------------------------------------------------------
+#: ``simulate``'s shard per size: not at "test" (tiny stacks; see :func:`run_grid`), "auto" otherwise.
+SHARD = {"test": False, "small": "auto", "paper": "auto"}
+
+
+# ---- epochs and runs -------------------------------------------------------------------------------------------------
 def train_samples(problem) -> int:
     return int(np.asarray(problem.counts).sum())
 
@@ -93,7 +97,7 @@ def add_epochs(frame, problem):
 
 
 def run_grid(problem, topology, configs, steps, eval_every, seeds, *, network=None, compute=None, metrics=None,
-             per_step=None, extra=None):
+             per_step=None, extra=None, shard="auto"):
     """Run every ``(label, algorithm)`` over seeds; returns (tidy frame with ``epoch``, {label: [Result per seed]}).
 
     ``per_step``: {label: k} for event-driven algorithms whose step is one worker's event (k = n steps per round);
@@ -113,8 +117,7 @@ def run_grid(problem, topology, configs, steps, eval_every, seeds, *, network=No
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # DCD's Thm. 1 warning: part of the study
                 r = jg.simulate(prob, algo, topo, steps=k * steps, eval_every=k * eval_every, seed=seed, label=label,
-                                progress=False,
-                                network=network, compute=compute, metrics=metrics)
+                                progress=False, shard=shard, network=network, compute=compute, metrics=metrics)
             results.setdefault(label, []).append(r)
             df = r.to_pandas()
             if k != 1:
@@ -147,10 +150,14 @@ def reprice(frame, topology, networks: dict, run_network, allreduce_labels=()):
         with np.errstate(invalid="ignore", divide="ignore"):
             if label in allreduce_labels:
                 msg = np.where(dsteps > 0, dbits / np.maximum(dsteps, 1) / (2 * (n - 1)), 0.0)
-                comm = lambda net: float(net.latency) * 2 * (n - 1) + 2 * (n - 1) / n * msg / 8 / float(net.bandwidth)  # noqa: E731
+
+                def comm(net, msg=msg):
+                    return float(net.latency) * 2 * (n - 1) + 2 * (n - 1) / n * msg / 8 / float(net.bandwidth)
             else:
                 msg = np.where(dsteps > 0, dbits / np.maximum(dsteps, 1) / degrees.sum(), 0.0)
-                comm = lambda net: degrees.max() * (float(net.latency) + msg / 8 / float(net.bandwidth))  # noqa: E731
+
+                def comm(net, msg=msg):
+                    return degrees.max() * (float(net.latency) + msg / 8 / float(net.bandwidth))
         compute = dtime - dsteps * comm(run_network)
         for name, net in networks.items():
             out.loc[g.index, f"sim_time_{name}"] = np.cumsum(compute + dsteps * comm(net))

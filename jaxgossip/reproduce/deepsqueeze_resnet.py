@@ -71,6 +71,7 @@ import pandas as pd
 
 from jaxgossip.reproduce import Reproduction, register
 from jaxgossip.reproduce import _networks as N
+from jaxgossip.reproduce._networks import SHARD
 from jaxgossip.reproduce.tang2018 import verdict
 
 __all__ = ["reproduce", "CONFIGS", "CONSENSUS", "FAIL_FACTOR", "CONVERGE_FRACTION"]
@@ -138,7 +139,8 @@ def reproduce(size: str = "small", seeds=(0, 1), data_dir=None) -> Reproduction:
                            configurations=len(configs) - 1, network=network, compute=compute,
                            name="deepsqueeze-resnet")
     frame, res = N.run_grid(prob, topo, configs, steps, steps // cfg["evals"], seeds, network=network,
-                            compute=compute, metrics=["loss", "accuracy"])
+                            compute=compute, metrics=["loss", "accuracy"],
+                            shard=SHARD[size])
     f0 = float(np.asarray(res["D-PSGD (32-bit)"][0].metrics["loss"])[0])
     ref = N.finals(res["D-PSGD (32-bit)"])
     rows = [verdict(f"full-precision D-PSGD converges at this step size (lr {cfg['lr']}: final below "

@@ -57,6 +57,7 @@ import pandas as pd
 
 from jaxgossip.reproduce import Reproduction, register
 from jaxgossip.reproduce import _networks as N
+from jaxgossip.reproduce._networks import SHARD
 from jaxgossip.reproduce.reisizadeh2019 import LABELS, calibrated_network, speedups
 from jaxgossip.reproduce.tang2018 import verdict
 
@@ -99,7 +100,8 @@ def _arrays(task, size, data_dir):
     if task["classes"] is not None:
         a, b = task["classes"]
         keep, keep_t = np.isin(ytr, (a, b)), np.isin(yte, (a, b))
-        Xtr, ytr, Xte, yte = Xtr[keep], (ytr[keep] == b).astype(np.int64), Xte[keep_t], (yte[keep_t] == b).astype(np.int64)
+        Xtr, ytr = Xtr[keep], (ytr[keep] == b).astype(np.int64)
+        Xte, yte = Xte[keep_t], (yte[keep_t] == b).astype(np.int64)
     n = RUN[size]["n"]
     order = np.random.default_rng(0).permutation(len(Xtr))[: n * task["m"]]
     if len(order) < n * task["m"]:
@@ -165,7 +167,8 @@ def reproduce(size: str = "small", seeds=(0, 1), data_dir=None) -> Reproduction:
         configs = [(LABELS[k], a) for k, a in algos.items()]
         frame, res = N.run_grid(problem, topology, configs, steps, run["eval_every"], seeds, network=network,
                                 compute=compute, metrics=["loss", "accuracy"],
-                                per_step={LABELS["async_dsgd"]: n}, extra={LABELS["quantimed_dsgd"]: capped})
+                                per_step={LABELS["async_dsgd"]: n}, extra={LABELS["quantimed_dsgd"]: capped},
+                                shard=SHARD[size])
         key = {v: k for k, v in LABELS.items()}
         frame = frame.assign(algorithm=frame["label"].map(key), task=task["name"])
         frames.append(frame)
