@@ -17,7 +17,9 @@ import types  # noqa: E402
 
 import bench_bandwidth  # noqa: E402
 import bench_cnn  # noqa: E402
+import bench_cnn_throughput  # noqa: E402
 import bench_e2e  # noqa: E402
+import bench_resnet  # noqa: E402
 import bench_rng  # noqa: E402
 import bench_scaling  # noqa: E402
 import bench_startup  # noqa: E402
@@ -27,7 +29,9 @@ from _common import machine  # noqa: E402
 
 NO_GPU_NOTE = ("6. GPU: not measured here. No device machine was lent to the task that wrote this file, so it has no "
                "GPU numbers. On a GPU host the same `python benchmarks/run_all.py` writes `benchmarks/RESULTS-gpu.md` "
-               "(bandwidth as a fraction of the device's own streaming bandwidth).")
+               "(bandwidth as a fraction of the device's own streaming bandwidth), and `python benchmarks/bench_gpu.py` "
+               "(item 12) measures ResNet-20 with n = 16 and 64 workers against the device's matmul rate and "
+               "bandwidth.")
 
 
 def _gpu_note():
@@ -55,8 +59,9 @@ def main(argv=None):
     rows, t0 = [], time.perf_counter()
     sweep_vs_loop = types.SimpleNamespace(__name__="bench_sweep_vs_loop", run=bench_sweep_vs_loop.rows)
     benches = ((1, bench_bandwidth), (2, bench_e2e), (3, bench_sweep), (4, bench_scaling), (5, bench_startup),
-               ("-", bench_rng), (7, bench_cnn), (8, sweep_vs_loop))  # items 1-5, supporting rows, 7-8 (networks,
-    # issue 14; the 45-configuration sweep of issue 16)
+               ("-", bench_rng), (7, bench_cnn), (8, sweep_vs_loop), (9, bench_cnn_throughput), (11, bench_resnet))
+    # items 1-5, supporting rows, 7-8 (networks, issue 14; the 45-configuration sweep of issue 16), 9-11 (issue 15:
+    # CNN throughput vs a loop, the arithmetic rate (its rows are numbered 10), ResNet-20 memory and time)
     if args.only:
         wanted = {w.strip() for w in args.only.split(",")}
         benches = tuple((i, m) for i, m in benches if str(i) in wanted)

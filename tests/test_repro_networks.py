@@ -68,6 +68,10 @@ def test_estimate_seconds_prints_and_returns_a_positive_number():
     line = out.getvalue()
     assert est > 0 and np.isfinite(est)
     assert "estimated: ~" in line and "on this machine (6 runs of 1000 steps," in line and "s/step" in line
+    out = io.StringIO()
+    est2 = _networks.estimate_seconds(prob, jg.algorithms.dpsgd(lr=0.1), jg.topology.ring(4), steps=1000, runs=6,
+                                      evals=50, metrics=["loss", "accuracy"], probe_steps=2, file=out)
+    assert est2 > 0 and "per evaluation x 51" in out.getvalue()
 
 
 def test_reprice_keeps_the_run_network_time():

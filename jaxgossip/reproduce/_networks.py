@@ -214,23 +214,30 @@ def format_duration(seconds: float) -> str:
 
 # ---- time estimate ------------------------------------------------------------------------------------------------
 def estimate_seconds(problem, algorithm, topology=None, *, steps: int, runs: int, configurations: int = 1,
-                     probe_steps: int = 4, network=None, compute=None, name: str = "", file=None) -> float:
+                     evals: int | None = None, metrics=None, probe_steps: int = 4, network=None, compute=None,
+                     name: str = "", file=None) -> float:
     """The wall time, on this machine, of ``runs`` runs of ``steps`` steps (over ``configurations`` compiled programs),
     from timing ``probe_steps`` compiled steps of ``algorithm`` on ``problem``; prints the estimate and returns it.
 
-    The probe compiles once (its compile time is counted once per configuration), then runs the same program again to
-    time ``probe_steps`` steps with one evaluation of the metrics (so the evaluations are counted at that rate: an
-    upper-side estimate for runs that evaluate less often).
+    The probe compiles once (its compile time is counted once per configuration), then runs the same program again
+    (another seed) to time ``probe_steps`` steps. With ``evals`` (the planned evaluations per run) one evaluation of
+    ``metrics`` is timed on its own and the two the probe run holds (the initial one and one at its end) are taken out
+    of the per-step time, then ``evals + 1`` are added per run; without it they stay in the per-step time (an
+    upper-side estimate).
 
     Args:
-      problem, algorithm, topology, network, compute: one configuration of the planned runs.
+      problem, algorithm, topology, network, compute, metrics: one configuration of the planned runs.
       steps: steps of each planned run. runs: planned runs (configurations x seeds).
-      configurations: distinct compiled programs among them. probe_steps: steps to time.
-      name: printed before the estimate. file: where to print (default: standard error).
+      configurations: distinct compiled programs among them. evals: evaluations per planned run (optional).
+      probe_steps: steps to time. name: printed before the estimate. file: where to print (default: standard error).
     """
+    import jax
+    import jax.numpy as jnp
+
     jg = _jg()
     file = sys.stderr if file is None else file
-    kw = dict(steps=probe_steps, eval_every=probe_steps, network=network, compute=compute, progress=False)
+    kw = dict(steps=probe_steps, eval_every=probe_steps, network=network, compute=compute, progress=False,
+              metrics=metrics)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         t0 = time.perf_counter()
@@ -239,11 +246,22 @@ def estimate_seconds(problem, algorithm, topology=None, *, steps: int, runs: int
         t0 = time.perf_counter()
         jg.simulate(problem, algorithm, topology, seed=1, **kw)
         second = time.perf_counter() - t0
-    per_step = second / probe_steps
+    t_eval = 0.0
+    if evals is not None:
+        prob = problem.replace(metrics=("loss",) + tuple(m for m in (metrics or ()) if m != "loss"))
+        X = jnp.broadcast_to(prob.x0, (int(prob.data_x.shape[0]), prob.d))
+        evaluate = jax.jit(lambda p, X: p.evaluate(X))
+        jax.block_until_ready(evaluate(prob, X))
+        t0 = time.perf_counter()
+        jax.block_until_ready(evaluate(prob, X))
+        t_eval = time.perf_counter() - t0
+    per_step = max(second - 2 * t_eval, 0.0) / probe_steps if evals is not None else second / probe_steps
     compile_s = max(first - second, 0.0)
-    total = runs * steps * per_step + configurations * compile_s
+    per_run = steps * per_step + ((evals + 1) * t_eval if evals is not None else 0.0)
+    total = runs * per_run + configurations * compile_s
     prefix = f"{name}: " if name else ""
+    ev = f", {t_eval:.3g} s per evaluation x {evals + 1}" if evals is not None else ""
     print(f"{prefix}estimated: ~{format_duration(total)} on this machine ({runs} runs of {steps} steps, "
-          f"{per_step:.3g} s/step, ~{compile_s:.0f} s to compile each of {configurations} configurations)",
+          f"{per_step:.3g} s/step{ev}, ~{compile_s:.0f} s to compile each of {configurations} configurations)",
           file=file, flush=True)
     return float(max(total, 1e-9))

@@ -137,7 +137,7 @@ def reproduce(size: str = "small", seeds=(0, 1), data_dir=None) -> Reproduction:
     if size == "paper":
         N.estimate_seconds(prob, configs[4][1], topo, steps=steps, runs=len(configs) * len(seeds),
                            configurations=len(configs) - 1, network=network, compute=compute,
-                           name="deepsqueeze-resnet")
+                           evals=cfg["evals"], metrics=["loss", "accuracy"], name="deepsqueeze-resnet")
     frame, res = N.run_grid(prob, topo, configs, steps, steps // cfg["evals"], seeds, network=network,
                             compute=compute, metrics=["loss", "accuracy"],
                             shard=SHARD[size])

@@ -143,6 +143,12 @@ def reproduce(size: str = "small", seeds=(0, 1), data_dir=None) -> Reproduction:
     t_start = time.perf_counter()
     run = RUN[size]
     n, steps = run["n"], run["steps"]
+    if size == "paper" and data_dir is None:
+        from jaxgossip.data.disk import _describe
+
+        raise ValueError("reisizadeh2019-nn: size='paper' reads MNIST and CIFAR-10 from disk; pass data_dir=DIR (CLI: "
+                         f"--data-dir DIR), a directory holding MNIST's {_describe('mnist')} (or a subdirectory "
+                         f"'mnist' with them) and CIFAR-10's {_describe('cifar10')}. Nothing is downloaded.")
     data = [(task, _arrays(task, size, data_dir)) for task in TASKS[size]]  # paper: clear error before compiling
     topology = jg.topology.erdos_renyi(n, run["p"], seed=0, weights="laplacian")
     compute = jg.ComputeModel.uniform(10.0, 90.0)
@@ -162,7 +168,7 @@ def reproduce(size: str = "small", seeds=(0, 1), data_dir=None) -> Reproduction:
         runs = sum(len(a) for *_, a in planned) * len(seeds)
         N.estimate_seconds(capped, algos["quantimed_dsgd"], topology, steps=steps, runs=runs,
                            configurations=sum(len(a) for *_, a in planned), network=network, compute=compute,
-                           name="reisizadeh2019-nn (asynchronous DSGD takes n events per round: more)")
+                           evals=steps // run["eval_every"], metrics=["loss", "accuracy"], name="reisizadeh2019-nn (asynchronous DSGD takes n events per round: more)")
     for task, problem, capped, network, algos in planned:
         configs = [(LABELS[k], a) for k, a in algos.items()]
         frame, res = N.run_grid(problem, topology, configs, steps, run["eval_every"], seeds, network=network,

@@ -174,11 +174,12 @@ def reproduce(size: str = "small", seeds=(0, 1), data_dir=None) -> Reproduction:
     nets = networks()
     run_net, compute = nets["best"], jg.ComputeModel.uniform(1000.0, 1400.0)
     t8, t4 = jg.topology.ring(cfg["n8"]), jg.topology.ring(cfg["n4"])
+    metrics = ["loss", "accuracy"]
     if size == "paper":
         N.estimate_seconds(p8, eight[2][1], t8, steps=steps, runs=len(seeds) * (len(eight) + len(four)),
                            configurations=len(eight) + len(four), network=run_net, compute=compute,
+                           evals=cfg["evals"], metrics=metrics,
                            name="tang2018-resnet (a 16-worker run: half the steps, twice the work)")
-    metrics = ["loss", "accuracy"]
     kw = dict(network=run_net, compute=compute, metrics=metrics, shard=SHARD[size])
     f8, r8 = N.run_grid(p8, t8, eight, steps, steps // cfg["evals"], seeds, **kw)
     f4, r4 = N.run_grid(p4, t4, four, steps4, steps4 // cfg["evals"], seeds, **kw)
