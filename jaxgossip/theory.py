@@ -248,6 +248,17 @@ def suggest_consensus(compressor: Compressor, algorithm: str = "choco_sgd", data
     return c
 
 
+def first_gradients(problem) -> np.ndarray:
+    """Every worker's gradient at x_0, (n, d), on which the warnings estimate a compressor's alpha / omega: exact on
+    the worker's whole share for the convex problems; one minibatch (the first step's own kind of message) for
+    networks, whose whole shares at once would hold every sample's activations (ResNet-20 at CIFAR-10 scale: tens of
+    GB)."""
+    X0 = jnp.broadcast_to(problem.x0, (problem.n, problem.d))
+    if getattr(problem, "net", False):
+        return np.asarray(jax.jit(lambda p, X: p.stochastic_grads(jax.random.key(0), X)[0])(problem, X0))
+    return np.asarray(problem.full_grads(X0))
+
+
 def warn_if_consensus_too_large(algorithm, problem, topology, num_keys: int = 16) -> float | None:
     """Warn (RuntimeWarning) when CHOCO-SGD's or DeepSqueeze's consensus step is more than twice the
     :func:`suggest_consensus` value for the compressor's quality omega measured on the first step's messages (the
@@ -259,8 +270,7 @@ def warn_if_consensus_too_large(algorithm, problem, topology, num_keys: int = 16
     if not isinstance(comp, Compressor) or not _concrete_scalars(comp) or isinstance(c, jax.core.Tracer) \
             or jnp.ndim(c) != 0:
         return None
-    X0 = jnp.broadcast_to(problem.x0, (problem.n, problem.d))
-    Z = np.asarray(problem.full_grads(X0))
+    Z = first_gradients(problem)
     if not np.any(Z):
         return None
     omega = estimate_omega(comp, Z, num_keys=num_keys)
@@ -323,8 +333,7 @@ def warn_if_dcd_unstable(algorithm, problem, topology, num_keys: int = 16) -> DC
     comp = algorithm.hyper["compressor"]
     if not _concrete_scalars(comp):
         return None
-    X0 = jnp.broadcast_to(problem.x0, (problem.n, problem.d))
-    Z = np.asarray(problem.full_grads(X0))
+    Z = first_gradients(problem)
     if not np.any(Z):
         return None
     cond = dcd_condition(topology, estimate_alpha(comp, Z, num_keys=num_keys))

@@ -18,7 +18,8 @@ paper    ResNet-20 (BatchNorm) on CIFAR-10     0.1, / 10 at 50% and 75%     160 
 =======  ====================================  ==========================  ===========
 
 (paper: batch 128 per worker, random crops and flips, per-channel standardization, CIFAR-10 from ``data_dir``; not
-run here, its step size is He et al.'s and not searched.)
+run here, its step size is He et al.'s and not searched. The time estimate probes D-PSGD: see ``tang2018-resnet``'s
+docstring for DCD-PSGD's memory on ResNet-20 on this CPU.)
 
 How the regime was chosen (a search at 300 steps, ring(16); final = mean of the last three evaluations of the training
 loss at the average model, initial loss about 2.3): on MLP(32) at step sizes 0.05, 0.1, 0.2, 0.4 (c in 0.05, 0.1, 0.2,
@@ -99,7 +100,8 @@ def _problem(size, data_dir):
     if size == "paper":
         Xtr, ytr, Xte, yte = N.paper_data("cifar10", data_dir, "deepsqueeze-resnet")
         Xtr, Xte = N.standardize_channels(Xtr, Xte)
-        return N.image_problem(jg.models.ResNet20(norm="batch"), (Xtr, ytr, Xte, yte), n_workers=cfg["n"],
+        module = jg.models.ResNet20(norm="batch")
+        return N.image_problem(module, (Xtr, ytr, Xte, yte), n_workers=cfg["n"],
                                batch_size=cfg["batch"], eval_batch=1000,
                                augment=jg.data.compose(jg.data.random_crop(4), jg.data.horizontal_flip()))
     module = jg.models.MLP(hidden=(32,)) if cfg["model"] == "mlp" else jg.models.LeNetSmall()
@@ -135,8 +137,8 @@ def reproduce(size: str = "small", seeds=(0, 1), data_dir=None) -> Reproduction:
     configs.append(("DCD-PSGD 4-bit", A.dcd_psgd(lr=lr, compressor=C.quantize(bits=4))))
     network, compute = jg.Network.preset("best"), jg.ComputeModel.uniform(1000.0, 1400.0)
     if size == "paper":
-        N.estimate_seconds(prob, configs[4][1], topo, steps=steps, runs=len(configs) * len(seeds),
-                           configurations=len(configs) - 1, network=network, compute=compute,
+        N.estimate_seconds(prob, configs[0][1], topo, steps=steps, runs=len(configs) * len(seeds),
+                           configurations=len(configs) - 1, network=network, compute=compute,  # 4-bit DCD: 2-bit's
                            evals=cfg["evals"], metrics=["loss", "accuracy"], name="deepsqueeze-resnet")
     frame, res = N.run_grid(prob, topo, configs, steps, steps // cfg["evals"], seeds, network=network,
                             compute=compute, metrics=["loss", "accuracy"],

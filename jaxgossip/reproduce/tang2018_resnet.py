@@ -22,6 +22,15 @@ paper    ResNet-20 (BatchNorm), CIFAR-10 8 / 16                     128         
 120; the CNTK default batch of 128 per worker; the data from ``data_dir``: the CIFAR-10 python batches. Momentum, which
 CNTK's recipe uses, is left out: every algorithm here is the paper's plain SGD update.)
 
+Paper size on this 2-core, 23 GB CPU (checked only up to its time estimate, on stand-in CIFAR-10 files of 10,500
+random images): it printed "estimated: ~70 h 45 min on this machine (14 runs of 1680 steps, 9.56 s/step, 26.2 s per
+evaluation x 81, ~19 s to compile each of 7 configurations)" after 4.5 min, at 4.2 GB; with CIFAR-10's 50,000 images
+that is 7840 steps per run and evaluations about 5x longer, some 330 h. The estimate probes D-PSGD: DCD-PSGD 8-bit on
+the same setup went past 12 GB within 30 s of starting and was stopped (an earlier attempt was killed for memory at
+23 GB): before a DCD-PSGD run, ``simulate`` checks Thm. 1 through ``jg.theory.warn_if_dcd_unstable``, which takes
+``problem.full_grads`` of every worker's whole share at once; so DCD-PSGD does not fit this machine at paper size as
+it stands (outside this module; reported).
+
 The claims (``final`` = mean of the last three evaluations of the training loss at the average model, mean over
 seeds):
 
@@ -51,8 +60,8 @@ ECD
 ================================  ==============================  ==============================
 
 Every claim holds at both sizes, but one narrowly: at small size ECD-PSGD at 8 bits ends 0.094 nats above
-AllReduce, near the edge of :data:`TOL` (an earlier identical run gave 0.099: CPU reductions are not bit-identical
-between runs); its loss rises over the last quarter of the run (about 0.16 -> 0.25 on LeNetSmall), when the step size
+AllReduce, near the edge of :data:`TOL` (a run of the same configuration earlier the same day, before the zoo's
+convolutions became im2col on CPU, gave 0.099); its loss rises over the last quarter of the run (about 0.16 -> 0.25 on LeNetSmall), when the step size
 is small and its extrapolation's quantization noise (z_s = x_{s-1} + (s/2)(x_s - x_{s-1}) grows with s) dominates, so
 longer runs would break this claim: the paper's Fig. 2a shows no such rise. D-PSGD and DCD-PSGD end about 0.04 above
 AllReduce. DCD-PSGD at 4 bits on 16 workers converges a little slower than AllReduce (0.198 vs 0.155), as Fig. 4b
@@ -176,7 +185,7 @@ def reproduce(size: str = "small", seeds=(0, 1), data_dir=None) -> Reproduction:
     t8, t4 = jg.topology.ring(cfg["n8"]), jg.topology.ring(cfg["n4"])
     metrics = ["loss", "accuracy"]
     if size == "paper":
-        N.estimate_seconds(p8, eight[2][1], t8, steps=steps, runs=len(seeds) * (len(eight) + len(four)),
+        N.estimate_seconds(p8, eight[1][1], t8, steps=steps, runs=len(seeds) * (len(eight) + len(four)),
                            configurations=len(eight) + len(four), network=run_net, compute=compute,
                            evals=cfg["evals"], metrics=metrics,
                            name="tang2018-resnet (a 16-worker run: half the steps, twice the work)")
