@@ -179,7 +179,7 @@ def run(quick=True, ns=(4, 16, 64), steps=None):
         stack = stack_step_seconds(prob, steps)
         ratio = loop / stack
         sps = n * BATCH / stack
-        rows.append((f"9. LeNet-5 D-PSGD, n = {n}, batch 32: stack ({prob.worker_map}, conv auto) vs Python loop of "
+        rows.append((f"LeNet-5 D-PSGD, n = {n}, batch 32: stack ({prob.worker_map}, conv auto) vs Python loop of "
                      f"{n} jitted per-worker steps",
                      f"stack {sps:,.0f} samples/s ({stack * 1e3:.0f} ms/step), loop {n * BATCH / loop:,.0f} samples/s "
                      f"({loop * 1e3:.0f} ms/step): {ratio:.2f}x",
@@ -190,18 +190,18 @@ def run(quick=True, ns=(4, 16, 64), steps=None):
         n = 16
         for worker_map, conv in (("vmap", "xla"), ("map", "xla"), ("vmap", "im2col"), ("map", "im2col")):
             t = stack_step_seconds(stack_problem(n, worker_map, conv), steps)
-            rows.append((f"9. LeNet-5 n = 16 on the stack, worker_map={worker_map!r}, conv={conv!r}",
+            rows.append((f"LeNet-5 n = 16 on the stack, worker_map={worker_map!r}, conv={conv!r}",
                          f"{t * 1e3:.0f} ms/step = {at16['loop'] / t:.2f}x the loop", "", ""))
         loop_im2col = loop_step_seconds(n, module=jg.models.LeNet5(conv="im2col"), steps=steps)
-        rows.append(("9. the loop with im2col convolutions (n = 16)", f"{loop_im2col * 1e3:.0f} ms/step", "", ""))
+        rows.append(("the loop with im2col convolutions (n = 16)", f"{loop_im2col * 1e3:.0f} ms/step", "", ""))
         flops = step_flops(at16["prob"])
         rate = flops / at16["stack"]
-        rows.append(("10. the stack's step (n = 16): XLA's FLOPs / measured time, as a fraction of the matmul rate",
+        rows.append(("item 10: the stack's step (n = 16): XLA's FLOPs / measured time, as a fraction of the matmul rate",
                      f"{flops / 1e6:.0f} MFLOP per step, {rate / 1e9:.1f} GFLOP/s = {100 * rate / peak:.0f}% of "
                      f"{peak / 1e9:.0f}", ">= 30%" if not gpu else "", "yes" if rate >= 0.3 * peak else "no"))
         wf = worker_flops()
         loop_rate = 16 * wf / at16["loop"]
-        rows.append(("10. the loop's rate (16 x one worker's gradient FLOPs / loop step time)",
+        rows.append(("item 10: the loop's rate (16 x one worker's gradient FLOPs / loop step time)",
                      f"{wf / 1e6:.0f} MFLOP per worker, {loop_rate / 1e9:.1f} GFLOP/s = {100 * loop_rate / peak:.0f}%",
                      "", ""))
     return rows

@@ -87,7 +87,7 @@ def run(quick=True, ns=(1, 2, 4, 8, 16), timed=None):
     timed = timed if timed is not None else ((1, 4) if quick else (1, 4, 16))
     rows, sizes = [], []
     one = isolated_step_seconds()
-    rows.append(("11. ResNet-20, one worker's jitted step as a user writes it (batch 128, XLA's convolution)",
+    rows.append(("ResNet-20, one worker's jitted step as a user writes it (batch 128, XLA's convolution)",
                  f"{one:.2f} s", "", ""))
     for n in sorted(set(ns) | set(timed)):
         prob, compiled, args, seconds = step_program(n)
@@ -103,12 +103,12 @@ def run(quick=True, ns=(1, 2, 4, 8, 16), timed=None):
             jax.block_until_ready(compiled(*args, jax.random.key(1)))
             step = time.perf_counter() - t
             line += f"; step {step:.2f} s = {step / (n * one):.2f}x {n} isolated steps, {n * BATCH / step:.0f} samples/s"
-        rows.append((f"11. ResNet-20 D-PSGD step, n = {n} (worker_map={prob.worker_map!r})", line, "", ""))
+        rows.append((f"ResNet-20 D-PSGD step, n = {n} (worker_map={prob.worker_map!r})", line, "", ""))
     if len(sizes) > 2:
         n_, b_ = np.array(sizes, float).T
         per_worker, fixed = np.polyfit(n_, b_, 1)
         resid = np.max(np.abs(np.polyval([per_worker, fixed], n_) - b_) / b_)
-        rows.append(("11. program bytes against n: a line fixed + per-worker x n",
+        rows.append(("ResNet-20 program bytes against n: a line fixed + per-worker x n",
                      f"{fixed / 2**20:,.0f} MiB + {per_worker / 2**20:.2f} MiB x n (largest deviation from the line "
                      f"{100 * resid:.1f}%)", "linear in n", "yes" if resid < 0.05 else "no"))
     return rows

@@ -25,11 +25,10 @@ CNTK's recipe uses, is left out: every algorithm here is the paper's plain SGD u
 Paper size on this 2-core, 23 GB CPU (checked only up to its time estimate, on stand-in CIFAR-10 files of 10,500
 random images): it printed "estimated: ~70 h 45 min on this machine (14 runs of 1680 steps, 9.56 s/step, 26.2 s per
 evaluation x 81, ~19 s to compile each of 7 configurations)" after 4.5 min, at 4.2 GB; with CIFAR-10's 50,000 images
-that is 7840 steps per run and evaluations about 5x longer, some 330 h. The estimate probes D-PSGD: DCD-PSGD 8-bit on
-the same setup went past 12 GB within 30 s of starting and was stopped (an earlier attempt was killed for memory at
-23 GB): before a DCD-PSGD run, ``simulate`` checks Thm. 1 through ``jg.theory.warn_if_dcd_unstable``, which takes
-``problem.full_grads`` of every worker's whole share at once; so DCD-PSGD does not fit this machine at paper size as
-it stands (outside this module; reported).
+that is 7840 steps per run and evaluations about 5x longer, some 330 h. The estimate probes D-PSGD. Before
+a DCD-PSGD run ``simulate`` checks Thm. 1 through ``jg.theory.warn_if_dcd_unstable``; on networks it now
+estimates alpha on one minibatch per worker (its first version took ``problem.full_grads`` of every worker's
+whole share at once, which went past 12 GB at this size and was killed for memory at 23 GB).
 
 The claims (``final`` = mean of the last three evaluations of the training loss at the average model, mean over
 seeds):
