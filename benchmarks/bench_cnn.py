@@ -18,22 +18,14 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import linen as nn
 
 import jaxgossip as jg
+from bench_cnn_throughput import PlainLeNet5
 
 N, BATCH, STEPS = 16, 32, 20
 
 
-class LeNet5(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-        x = nn.avg_pool(nn.relu(nn.Conv(6, (5, 5), padding="SAME")(x)), (2, 2), strides=(2, 2))
-        x = nn.avg_pool(nn.relu(nn.Conv(16, (5, 5), padding="VALID")(x)), (2, 2), strides=(2, 2))
-        x = x.reshape(x.shape[0], -1)
-        x = nn.relu(nn.Dense(120)(x))
-        x = nn.relu(nn.Dense(84)(x))
-        return nn.Dense(10)(x)
+LeNet5 = PlainLeNet5  # the same user-written LeNet-5 as items 9-10
 
 
 def data(samples=N * 64 + 256, seed=0):

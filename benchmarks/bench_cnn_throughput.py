@@ -31,6 +31,7 @@ from flax import linen as nn
 from jax.flatten_util import ravel_pytree
 
 import jaxgossip as jg
+from _common import best_time
 from jaxgossip.algorithms._base import Context
 from jaxgossip.simulate import initial_model_state, prepare
 
@@ -157,13 +158,7 @@ def matmul_rate(size=2048, repeats=5):
     """FLOP/s of a size^3 float32 matmul on this backend (best of repeats)."""
     a = jnp.asarray(np.random.default_rng(0).normal(size=(size, size)), jnp.float32)
     f = jax.jit(lambda a: a @ a)
-    f(a).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f(a).block_until_ready()
-        best = min(best, time.perf_counter() - t)
-    return 2.0 * size**3 / best
+    return 2.0 * size**3 / best_time(lambda: f(a).block_until_ready(), repeats)
 
 
 def run(quick=True, ns=(4, 16, 64), steps=None):

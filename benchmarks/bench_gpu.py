@@ -33,35 +33,19 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jaxgossip as jg  # noqa: E402
-from _common import machine  # noqa: E402
+from _common import best_time, machine  # noqa: E402
+from bench_cnn_throughput import matmul_rate  # noqa: E402
 from jaxgossip.algorithms._base import Context  # noqa: E402
 from jaxgossip.simulate import initial_model_state, prepare  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def matmul_rate(size):
-    a = jnp.ones((size, size), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    f(a).block_until_ready()
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        f(a).block_until_ready()
-        best = min(best, time.perf_counter() - t)
-    return 2.0 * size**3 / best
-
-
 def copy_bandwidth(mib):
+    """Bytes per second read and written by a jitted elementwise pass over ``mib`` MiB."""
     a = jnp.ones((mib * 2**20 // 4,), jnp.float32)
     f = jax.jit(lambda a: a * 1.0001)
-    f(a).block_until_ready()
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        f(a).block_until_ready()
-        best = min(best, time.perf_counter() - t)
-    return 2.0 * a.nbytes / best  # read and write
+    return 2.0 * a.nbytes / best_time(lambda: f(a).block_until_ready(), repeats=5)
 
 
 def problem(n, batch, image):
