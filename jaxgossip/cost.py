@@ -6,7 +6,10 @@ message at a time:
 
 * parameter server (one server):       2 n (alpha + B beta)
 * ring AllReduce / multi-server PS:     2 (n - 1) alpha + 2 ((n - 1) / n) B beta
-* gossip:                               deg (alpha + B beta) (the busiest worker's degree; ring: 2 alpha + 2 B beta)
+* gossip:                               max(max_i out_i, max_i in_i) (alpha + B beta), where out_i / in_i are the
+  messages worker i sends / receives on the step's graph (the busiest sender and the busiest receiver; the degree on a
+  symmetric graph, ring: 2 alpha + 2 B beta); bits on the wire: sum_i out_i B. Every step is priced on its own graph
+  (a time-varying sequence, a directed graph: :meth:`Pricing.on`)
 * star (one server, per-worker sizes):  sum_i (alpha + B_i beta) + n (alpha + B_down beta) (Ye et al. 2020's star, where
   each worker's upload has its own size; equal sizes give the parameter server's 2 n (alpha + B beta))
 
@@ -259,6 +262,25 @@ class ComputeModel:
             per_sample = per_sample + self.shift
         return 1.0 / per_sample
 
+    def check(self, n: int) -> None:
+        """Check the model against ``n`` workers before anything compiles (``simulate`` calls it): ``given`` speeds
+        are one per worker, shape (n,), finite and > 0 (also when given as a jax array), and straggler indices are
+        < n.
+
+        Raises:
+          ValueError: naming the field.
+        """
+        if self.distribution in ("given", "empirical") and self.values is not None \
+                and not isinstance(self.values, jax.core.Tracer):
+            v = np.asarray(jax.device_get(self.values))
+            if self.distribution == "given" and v.shape != (n,):
+                raise ValueError(f"ComputeModel: given speeds (values) must have shape (n,) = ({n},), one per worker, "
+                                 f"got shape {v.shape}.")
+            if v.dtype.kind not in "iuf" or v.ndim != 1 or not v.size or not np.all(np.isfinite(v)) or not np.all(v > 0):
+                raise ValueError(f"ComputeModel: values must be a non-empty 1-D array of finite speeds > 0, got {v!r}.")
+        if self.stragglers and max(self.stragglers) >= n:
+            raise ValueError(f"ComputeModel: straggler indices must be < n = {n}, got {self.stragglers}.")
+
     def straggler_mask(self, n):
         """(n,) float32, 1 for the persistent stragglers."""
         if self.stragglers and max(self.stragglers) >= n:
@@ -305,12 +327,50 @@ class Pricing:
 
     Every method draws the step's speeds from ``fold_in(key, _COMPUTE_TAG)``, so an algorithm that needs the speeds
     themselves (QuanTimed-DSGD's sample counts) sees the same V_i,t as the price.
+
+    A gossip round is priced on a graph: ``degrees[i]`` messages sent by worker i (its out-degree) and ``receives[i]``
+    received (its in-degree; None: the same as ``degrees``, a symmetric graph). The round lasts as long as the busiest
+    sender or receiver needs, ``max(max_i degrees_i, max_i receives_i)`` messages one after the other, and puts
+    ``sum_i degrees_i`` messages on the wire. Inside ``simulate`` every step reads ``pricing.on(mixing)``, the pricing
+    of that step's graph (the one it mixes with), so time-varying and directed graphs are priced step by step.
+
+    Attributes:
+      network: the alpha-beta :class:`Network`.
+      compute: the :class:`ComputeModel`.
+      degrees: (n,) messages each worker sends per gossip round.
+      n: static number of workers.
+      receives: (n,) messages each worker receives per gossip round, or None (= ``degrees``).
     """
 
     network: Network
     compute: ComputeModel
-    degrees: jax.Array  # (n,) neighbour counts
+    degrees: jax.Array  # (n,) messages each worker sends per gossip round (out-degrees)
     n: int = struct.field(pytree_node=False)
+    receives: jax.Array | None = None  # (n,) messages each worker receives (in-degrees); None: the same as degrees
+
+    def on(self, mixing) -> "Pricing":
+        """This pricing on ``mixing``'s graph (its ``sends`` and ``receives``): the step's pricing, read from the same
+        value as the step's mixing. A time-varying stack (a leading graph axis) gives its first graph, step 0's; a
+        mixing that does not know its message counts leaves the pricing as it is."""
+        sends, receives = getattr(mixing, "sends", None), getattr(mixing, "receives", None)
+        if sends is None or receives is None:
+            return self
+        if sends.ndim > 1:
+            sends, receives = sends[0], receives[0]
+        return self.replace(degrees=sends, receives=receives)
+
+    def gossip_bits(self, msg_bits):
+        """Bits of one gossip round: every worker sends one message of ``msg_bits`` per out-edge."""
+        return jnp.sum(self.degrees) * msg_bits
+
+    def busiest(self):
+        """Messages the busiest worker sends or receives in one gossip round: max(max out-degree, max in-degree)."""
+        most = jnp.max(self.degrees)
+        return most if self.receives is None else jnp.maximum(most, jnp.max(self.receives))
+
+    def gossip_seconds(self, msg_bits):
+        """Network seconds of one gossip round of ``msg_bits`` messages: busiest (alpha + B beta)."""
+        return self.network.gossip(self.busiest(), msg_bits)
 
     def speeds(self, key):
         """(n,) speeds V_i,t of this step (samples per second)."""
@@ -325,14 +385,13 @@ class Pricing:
         return jnp.max(self.worker_times(key, batch))
 
     def gossip(self, key, msg_bits, batch):
-        """Every worker sends one message of ``msg_bits`` to each neighbour."""
-        bits = jnp.sum(self.degrees) * msg_bits
-        return Cost(bits, self.compute_time(key, batch) + self.network.gossip(jnp.max(self.degrees), msg_bits))
+        """Every worker sends one message of ``msg_bits`` to each out-neighbour: sum_i out_i messages, and
+        busiest (alpha + B beta) seconds after the slowest worker's computation."""
+        return Cost(self.gossip_bits(msg_bits), self.compute_time(key, batch) + self.gossip_seconds(msg_bits))
 
     def gossip_deadline(self, deadline, msg_bits):
         """A gossip step whose computation always lasts ``deadline`` seconds (QuanTimed-DSGD: T_d + communication)."""
-        bits = jnp.sum(self.degrees) * msg_bits
-        return Cost(bits, deadline + self.network.gossip(jnp.max(self.degrees), msg_bits))
+        return Cost(self.gossip_bits(msg_bits), deadline + self.gossip_seconds(msg_bits))
 
     def allreduce(self, key, msg_bits, batch):
         """Ring AllReduce of one vector of ``msg_bits``: each worker sends 2 (n - 1) / n of it."""

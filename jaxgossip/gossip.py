@@ -9,7 +9,17 @@
   mostly padding.
 
 The weights are traced arrays (so a sweep may vmap over mixing matrices of the same n); the structure (backend, table
-shapes) is static. A :class:`Mixing` also exposes ``diag`` (the W_ii), which naive compressed gossip needs.
+shapes) is static. A :class:`Mixing` also exposes ``diag`` (the W_ii), which naive compressed gossip needs, and the
+messages each worker sends and receives on its graph (``sends``, ``receives``), from which a step is priced
+(:meth:`jaxgossip.cost.Pricing.on`): the graph of step t is one value, :func:`select`, that both the mixing and the
+pricing read.
+
+``mixing.difference(X)`` computes the same ``W @ X`` in the difference form ``x_i + sum_j w_ij (x_j - x_i)``
+(``mixing.delta(X)`` is the sum alone, ``(W - I) X``). It keeps a consensus stack (every row equal) bit-exactly and
+does not read W's float32 row sums: the self weights are 1 - sum_j w_ij by construction, and with symmetric stored
+weights the worker-sum of ``delta(X)`` is 0 up to rounding of terms of the size of the disagreement, so every error it
+makes in the average scales with the workers' disagreement x float32 eps, not with the models. The bias-corrected
+methods (exact diffusion, D², gradient tracking), whose corrections integrate every error in the average, mix with it.
 """
 
 from __future__ import annotations
@@ -53,6 +63,10 @@ class Mixing:
       diag: (n,) the self weights W_ii.
       backend: static name of the backend.
       plan: static; for ``shift`` on a worker-sharded stack, the ppermute plan (:func:`shard_over`), else None.
+      sends: (n,) float32, the messages each worker sends in one gossip round: the off-diagonal nonzeros of its
+        column of W (``W @ X`` sends x_j to every i with W_ij != 0); None when unknown.
+      receives: (n,) float32, the messages each worker receives: the off-diagonal nonzeros of its row. Both equal the
+        degrees on a symmetric graph.
     """
 
     weights: jax.Array
@@ -60,6 +74,8 @@ class Mixing:
     diag: jax.Array
     backend: str = struct.field(pytree_node=False, default="dense")
     plan: Any = struct.field(pytree_node=False, default=None)  # shard_gossip.ShardPlan when the workers are sharded
+    sends: Any = None
+    receives: Any = None
 
     def __call__(self, X: jax.Array) -> jax.Array:
         if self.backend == "dense":
@@ -91,6 +107,49 @@ class Mixing:
         """``(W - I) X``."""
         return self(X) - X
 
+    def delta(self, X: jax.Array) -> jax.Array:
+        """``(W - I) X`` in difference form: row i is ``sum_{j != i} w_ij (x_j - x_i)``, exactly 0 on a consensus stack.
+
+        gather / shift / sparse sum ``w (X_neighbour - X)`` over the neighbours (edges). The dense backend subtracts a
+        reference row first, D = X - x_0 (exactly 0 at consensus), and returns ``W_off D - s * D`` with W_off the
+        off-diagonal part of W and s its row sums: equal to the neighbour sum in exact arithmetic (for any reference
+        row), with no n x n x d intermediate. Assumes W's rows sum to 1 (it equals ``W X - X`` only then); the self
+        weights are not read, they are 1 - sum_j w_ij by construction. Under a worker-sharded ``shift`` mixing the
+        permutations run as ``ppermute``, in the same order, so the result is bit-identical to one device.
+        """
+        per_row = (-1,) + (1,) * (X.ndim - 1)
+        if self.backend == "dense":
+            w = self.weights.astype(X.dtype)
+            off = w * (1 - jnp.eye(w.shape[-1], dtype=w.dtype))
+            D = X - X[:1]
+            mixed = jnp.einsum("ij,j...->i...", off, D, precision=jax.lax.Precision.HIGHEST)
+            return mixed - jnp.sum(off, axis=1).reshape(per_row) * D
+        if self.backend == "gather":
+            w = self.weights.astype(X.dtype)
+            out = jnp.zeros_like(X)
+            for k in range(1, self.index.shape[1]):  # slot 0 is the worker itself (x_i - x_i = 0); padding too
+                out = out + w[:, k].reshape(per_row) * (X[self.index[:, k]] - X)
+            return out
+        if self.backend == "shift" and self.plan is not None:
+            from jaxgossip.shard_gossip import apply_delta
+
+            return apply_delta(self.weights, X, self.plan)
+        if self.backend == "shift":
+            w = self.weights.astype(X.dtype)
+            out = jnp.zeros_like(X)
+            for k in range(self.index.shape[0]):
+                out = out + w[k + 1] * (jnp.take(X, self.index[k], axis=0) - X)
+            return out
+        if self.backend == "sparse":
+            edges = self.weights.astype(X.dtype).reshape(per_row) * (X[self.index[1]] - X[self.index[0]])
+            return jax.ops.segment_sum(edges, self.index[0], num_segments=X.shape[0], indices_are_sorted=True)
+        raise ValueError(f"unknown gossip backend {self.backend!r}")
+
+    def difference(self, X: jax.Array) -> jax.Array:
+        """``W @ X`` in difference form, ``x_i + sum_{j != i} w_ij (x_j - x_i)`` (see :meth:`delta`): equal to
+        ``mixing(X)`` up to float rounding when W's rows sum to 1, and a consensus stack comes back bit-exactly."""
+        return X + self.delta(X)
+
 
 def _choose_backend(topology: Topology, backend: str) -> str:
     if backend not in BACKENDS:
@@ -112,20 +171,21 @@ def _single(topology: Topology, backend: str, put=to_device) -> Mixing:
     """One graph's mixing; ``put(array, dtype)`` makes its arrays (on the device by default, on the host for
     :func:`make_mixing` to pad and stack a time-varying sequence first)."""
     diag = put(topology.self_weights, np.float32)
+    counts = dict(sends=put(topology.out_degrees, np.float32), receives=put(topology.in_degrees, np.float32))
     if backend == "dense":
-        return Mixing(put(topology.W, np.float32), put(np.zeros(0), np.int32), diag, "dense")
+        return Mixing(put(topology.W, np.float32), put(np.zeros(0), np.int32), diag, "dense", **counts)
     if backend == "gather":
         index, weight = topology.gather_index
-        return Mixing(put(weight, np.float32), put(index, np.int32), diag, "gather")
+        return Mixing(put(weight, np.float32), put(index, np.int32), diag, "gather", **counts)
     if backend == "sparse":
         rows, cols, vals = topology.entries
         off = rows != cols
         return Mixing(put(vals[off], np.float32), put(np.stack([rows[off], cols[off]]), np.int32), diag,
-                      "sparse")
+                      "sparse", **counts)
     w0, perms = topology.permutations
     weights = put([w0] + [w for _, w in perms], np.float32)
     index = put(np.stack([p for p, _ in perms]) if perms else np.zeros((0, topology.n)), np.int32)
-    return Mixing(weights, index, diag, "shift")
+    return Mixing(weights, index, diag, "shift", **counts)
 
 
 def make_mixing(topology: Topology | TimeVarying, backend: str = "auto") -> Mixing:
@@ -160,7 +220,8 @@ def _pad(a, size, fill):
 
 
 def select(mixing: Mixing, step: Any, period: int) -> Mixing:
-    """Step ``step``'s mixing from a time-varying stack of ``period`` graphs (identity for period 0 = static)."""
+    """Step ``step``'s mixing from a time-varying stack of ``period`` graphs (identity for period 0 = static): the
+    graph of the step, which the step mixes with and is priced on (``pricing.on(select(...))``)."""
     if period == 0:
         return mixing
     return jax.tree.map(lambda a: a[step % period], mixing)

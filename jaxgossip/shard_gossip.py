@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-__all__ = ["ShardPlan", "make_plan", "apply", "replicate", "AXIS"]
+__all__ = ["ShardPlan", "make_plan", "apply", "apply_delta", "replicate", "AXIS"]
 
 #: Name of the mesh axis that carries the workers.
 AXIS = "workers"
@@ -111,6 +111,21 @@ def _mix_local(weights, X, plan):
 def apply(weights: jax.Array, X: jax.Array, plan: ShardPlan) -> jax.Array:
     """``w_0 X + sum_k w_k P_k X`` for a worker-sharded (n, ...) stack X (same sum order as the ``shift`` backend)."""
     fn = jax.shard_map(functools.partial(_mix_local, plan=plan), mesh=plan.mesh, in_specs=(P(), P(AXIS)),
+                       out_specs=P(AXIS))
+    return fn(weights.astype(X.dtype), X)
+
+
+def _delta_local(weights, X, plan):
+    out = jnp.zeros_like(X)
+    for k, rounds in enumerate(plan.perms):
+        out = out + weights[k + 1] * (_permute_block(X, rounds, plan.block) - X)
+    return out
+
+
+def apply_delta(weights: jax.Array, X: jax.Array, plan: ShardPlan) -> jax.Array:
+    """``sum_k w_k (P_k X - X)`` for a worker-sharded stack (the difference form of ``Mixing.delta``, same order as
+    the single-device ``shift`` backend, so bit-identical to it)."""
+    fn = jax.shard_map(functools.partial(_delta_local, plan=plan), mesh=plan.mesh, in_specs=(P(), P(AXIS)),
                        out_specs=P(AXIS))
     return fn(weights.astype(X.dtype), X)
 

@@ -1,12 +1,11 @@
 """Pricing of steps that gossip more than one message: each round is priced, bits and time.
 
 A step that sends k messages to every neighbour (gradient tracking: the model and the tracker) costs the bits of all k
-and the network time of all k rounds, ``sum_r deg (alpha + B_r beta)``, on top of one synchronous computation.
+and the network time of all k rounds, ``sum_r busiest (alpha + B_r beta)`` (busiest: the most messages a worker sends
+or receives in a round on the step's graph, the degree on a symmetric one), on top of one synchronous computation.
 """
 
 from __future__ import annotations
-
-import jax.numpy as jnp
 
 from jaxgossip.cost import Cost
 
@@ -27,6 +26,6 @@ def gossip_rounds(key, ctx, *msg_bits) -> Cost:
     pricing = ctx.pricing
     bits, seconds = pricing.gossip(key, msg_bits[0], ctx.problem.batch_size)
     for b in msg_bits[1:]:  # a static loop over the (few) rounds
-        bits = bits + jnp.sum(pricing.degrees) * b
-        seconds = seconds + pricing.network.gossip(jnp.max(pricing.degrees), b)
+        bits = bits + pricing.gossip_bits(b)
+        seconds = seconds + pricing.gossip_seconds(b)
     return Cost(bits, seconds)

@@ -91,8 +91,10 @@ class AsyncDSGDState(NamedTuple):
 
 
 def _send_seconds(ctx, d):
-    """(n,) seconds each worker needs to send a float32 d-vector to all its neighbours, one at a time."""
-    return ctx.pricing.network.gossip(ctx.pricing.degrees, FLOAT_BITS * d)
+    """(n,) seconds each worker needs to send a float32 d-vector to all its neighbours, one at a time, on the graph of
+    ``ctx.mixing`` (``pricing.degrees``: the messages each worker sends; at init, step 0's graph)."""
+    pricing = ctx.pricing.on(ctx.mixing)
+    return pricing.network.gossip(pricing.degrees, FLOAT_BITS * d)
 
 
 def _async_dsgd_init(algo, X0, ctx):
@@ -141,7 +143,7 @@ def _async_dsgd_step(algo, state, key, ctx):
         updates=state.updates + active.astype(jnp.int32),
         opt=opt,
     )
-    bits = jnp.sum(jnp.where(active, ctx.pricing.degrees, 0.0)) * FLOAT_BITS * d
+    bits = jnp.sum(jnp.where(active, ctx.pricing.on(ctx.mixing).degrees, 0.0)) * FLOAT_BITS * d  # their sends
     return new, Cost(bits, dt)
 
 

@@ -32,6 +32,7 @@ def _step(algo, state, key, ctx):
     G, _ = ctx.problem.stochastic_grads(jax.random.fold_in(key, 0), state.x)
     u = ctx.mixing(state.u - hyper_at(algo, "lr", ctx.t) * G)  # u_{t+1} = P (u_t - lr grad F(z_t))
     w = ctx.mixing(state.w[:, None])[:, 0]  # w_{t+1} = P w_t
+    # one message per out-edge: the numerator (d floats) and the weight (1 float), priced on the step's graph
     cost = ctx.pricing.gossip(key, FLOAT_BITS * (state.x.shape[1] + 1), ctx.problem.batch_size)
     return PushSumState(u / w[:, None], u, w), cost
 
@@ -42,8 +43,12 @@ def sgp(lr=0.05) -> Algorithm:
         u_{t+1/2} = u_t - lr grad F(z_t);   u_{t+1} = P u_{t+1/2};   w_{t+1} = P w_t;   z_{t+1} = u_{t+1} / w_{t+1},
 
     with u_0 = z_0 = X_0, w_0 = 1 and P column stochastic (``jg.topology.directed_exponential``, ``directed_ring``,
-    ``from_digraph``; any symmetric topology too). A message carries the numerator and the weight: d + 1 floats. On
-    a doubly stochastic W the weights stay 1 and SGP is D-PSGD in the survey's order, X_{t+1} = W (X_t - lr G_t).
+    ``from_digraph``; any symmetric topology too). A message carries the numerator and the weight: d + 1 floats,
+    sent once along every out-edge of the step's graph (worker j pushes to each i with P_ij != 0, i != j): the bits
+    are (number of edges) x 32 (d + 1), and the step lasts the slowest computation plus max(most messages a worker
+    pushes, most it receives) x (alpha + 32 (d + 1) / 8 beta) (a hub pushing to k workers sends k messages one after
+    the other). On a doubly stochastic W the weights stay 1 (still sent: the algorithm does not know it) and SGP is
+    D-PSGD in the survey's order, X_{t+1} = W (X_t - lr G_t).
 
     Args:
       lr: step size gamma (traced).

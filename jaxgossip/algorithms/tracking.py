@@ -23,8 +23,13 @@ ORDERS = ("diging", "atc")
 
 class TrackingState(NamedTuple):
     x: jax.Array  # (n, d) models X_t
-    wy: jax.Array  # (n, d) the previous step's tracker as received, W_{t-1} Y_{t-1} (zeros before the first step)
+    d: jax.Array  # (n, d) the tracker's correction D_t = Y_t - G_t = W_{t-1} Y_{t-1} - G_{t-1} (0 at t = 0)
     g: jax.Array  # (n, d) the previous step's gradients G_{t-1} (zeros before the first step)
+
+    @property
+    def wy(self):
+        """The previous step's tracker as received, W_{t-1} Y_{t-1} = G_{t-1} + D_t (zeros before the first step)."""
+        return self.g + self.d
 
 
 def _init(algo, X0, ctx):
@@ -33,23 +38,27 @@ def _init(algo, X0, ctx):
 
 
 def _track(state, key, ctx):
-    """G_t and the tracker Y_t = W_{t-1} Y_{t-1} + G_t - G_{t-1}; with W Y_{-1} = G_{-1} = 0, Y_0 = G_0."""
+    """G_t, the tracker Y_t = G_t + D_t (= W_{t-1} Y_{t-1} + G_t - G_{t-1}; Y_0 = G_0) and the next correction
+    D_{t+1} = W_t Y_t - G_t = D_t + (W_t - I) Y_t, in difference form (``mixing.delta``): its worker-mean, 0 in exact
+    arithmetic, then moves only by the round-off of the neighbour differences, not by the rounding of Y or of W's
+    float32 row sums (the tracker's mean is the average gradient at every step)."""
     G, _ = ctx.problem.stochastic_grads(jax.random.fold_in(key, 0), state.x)
-    return G, state.wy + G - state.g
+    Y = G + state.d
+    return G, Y, state.d + ctx.mixing.delta(Y)
 
 
 def _step_diging(algo, state, key, ctx):
-    G, Y = _track(state, key, ctx)
-    x = ctx.mixing(state.x) - hyper_at(algo, "lr", ctx.t) * Y  # X_{t+1} = W_t X_t - lr Y_t
+    G, Y, d_next = _track(state, key, ctx)
+    x = ctx.mixing.difference(state.x) - hyper_at(algo, "lr", ctx.t) * Y  # X_{t+1} = W_t X_t - lr Y_t
     d = state.x.shape[1]
-    return TrackingState(x, ctx.mixing(Y), G), gossip_rounds(key, ctx, FLOAT_BITS * d, FLOAT_BITS * d)
+    return TrackingState(x, d_next, G), gossip_rounds(key, ctx, FLOAT_BITS * d, FLOAT_BITS * d)
 
 
 def _step_atc(algo, state, key, ctx):
-    G, Y = _track(state, key, ctx)
-    x = ctx.mixing(state.x - hyper_at(algo, "lr", ctx.t) * Y)  # X_{t+1} = W_t (X_t - lr Y_t)
+    G, Y, d_next = _track(state, key, ctx)
+    x = ctx.mixing.difference(state.x - hyper_at(algo, "lr", ctx.t) * Y)  # X_{t+1} = W_t (X_t - lr Y_t)
     d = state.x.shape[1]
-    return TrackingState(x, ctx.mixing(Y), G), gossip_rounds(key, ctx, FLOAT_BITS * d, FLOAT_BITS * d)
+    return TrackingState(x, d_next, G), gossip_rounds(key, ctx, FLOAT_BITS * d, FLOAT_BITS * d)
 
 
 def gradient_tracking(lr=0.05, order: str = "diging") -> Algorithm:
@@ -69,8 +78,15 @@ def gradient_tracking(lr=0.05, order: str = "diging") -> Algorithm:
 
     G_t are the stochastic gradients at X_t (Pu & Nedic) or the exact local gradients under a full-batch problem
     (DIGing). On a time-varying topology both messages of step t (X_t and Y_t) use step t's graph W_t, as in
-    DIGing over time-varying graphs (Nedic et al. 2017). Every step gossips two full-precision messages per worker and neighbour (the model and the tracker) and
-    is priced as two rounds: twice the bits and twice the network time of D-PSGD.
+    DIGing over time-varying graphs (Nedic et al. 2017). Every step gossips two full-precision messages per worker and
+    neighbour (the model and the tracker) and is priced as two rounds on the step's graph: twice the bits and twice the
+    network time of D-PSGD.
+
+    Precision: both mixings use the difference form x_i + sum_j w_ij (x_j - x_i) (``mixing.difference``), exact on a
+    consensus stack and exactly doubly stochastic whatever float32 does to the weights, and the state keeps the
+    tracker's correction D_t = Y_t - G_t (mean 0) rather than W Y, updated by (W - I) Y in difference form, so the
+    tracker's average stays the average gradient up to round-off of the disagreement, with no drift over long float32
+    runs (tests/test_mixing_stability.py).
 
     Args:
       lr: step size (traced), or a schedule (``jg.schedules``); the exactness claims need a constant one.

@@ -131,13 +131,15 @@ def reprice(frame, topology, networks: dict, run_network, allreduce_labels=()):
     """Columns ``sim_time_<name>``: the simulated time of the same runs under each network of ``networks``.
 
     The trajectory of a synchronous algorithm does not depend on the network; only the price of its messages does. Per
-    evaluation interval the bits sent give the message size (gossip: bits / (sum of degrees) per message, each worker
-    sending deg of them one at a time; AllReduce: bits / (2 (n - 1)) per vector), and the alpha-beta model of
-    :class:`jaxgossip.Network` gives its seconds; the computation time (what the run's simulated time holds beyond its
-    own network's price) is kept.
+    evaluation interval the bits sent give the message size (gossip: bits / (messages sent, the sum of the out-degrees)
+    per message, the busiest worker sending or receiving max(max out-degree, max in-degree) of them one at a time, on
+    each step's own graph for a time-varying sequence, as ``simulate`` prices them; AllReduce: bits / (2 (n - 1)) per
+    vector), and the alpha-beta model of :class:`jaxgossip.Network` gives its seconds; the computation time (what the
+    run's simulated time holds beyond its own network's price) is kept.
     """
     n = topology.n
-    degrees = np.asarray(topology.degrees, float)
+    sends, receives = _jg().topology.step_degrees(topology)  # (K, n): step t is priced on graph t % K
+    graph_msgs, graph_busy = sends.sum(1), np.maximum(sends.max(1), receives.max(1))
     out = frame.copy()
     for name in networks:
         out[f"sim_time_{name}"] = np.nan
@@ -147,6 +149,11 @@ def reprice(frame, topology, networks: dict, run_network, allreduce_labels=()):
         dsteps = np.diff(steps, prepend=steps[0])
         dbits = np.diff(g["bits"].to_numpy(float), prepend=g["bits"].to_numpy(float)[0])
         dtime = np.diff(g["sim_time"].to_numpy(float), prepend=g["sim_time"].to_numpy(float)[0])
+        if len(graph_msgs) == 1:
+            msgs, busiest = graph_msgs[0], graph_busy[0]
+        else:  # the per-step averages over each interval's graphs
+            msgs, busiest = (_over_steps(graph_msgs, steps) / np.maximum(dsteps, 1),
+                             _over_steps(graph_busy, steps) / np.maximum(dsteps, 1))
         with np.errstate(invalid="ignore", divide="ignore"):
             if label in allreduce_labels:
                 msg = np.where(dsteps > 0, dbits / np.maximum(dsteps, 1) / (2 * (n - 1)), 0.0)
@@ -154,14 +161,28 @@ def reprice(frame, topology, networks: dict, run_network, allreduce_labels=()):
                 def comm(net, msg=msg):
                     return float(net.latency) * 2 * (n - 1) + 2 * (n - 1) / n * msg / 8 / float(net.bandwidth)
             else:
-                msg = np.where(dsteps > 0, dbits / np.maximum(dsteps, 1) / degrees.sum(), 0.0)
+                msg = np.where(dsteps > 0, dbits / np.maximum(dsteps, 1) / msgs, 0.0)
 
-                def comm(net, msg=msg):
-                    return degrees.max() * (float(net.latency) + msg / 8 / float(net.bandwidth))
+                def comm(net, msg=msg, busiest=busiest):
+                    return busiest * (float(net.latency) + msg / 8 / float(net.bandwidth))
         compute = dtime - dsteps * comm(run_network)
         for name, net in networks.items():
             out.loc[g.index, f"sim_time_{name}"] = np.cumsum(compute + dsteps * comm(net))
     return out
+
+
+def _over_steps(per_graph, steps):
+    """Per evaluation interval ending at ``steps[k]`` (the first from itself), the sum of ``per_graph[t % K]`` over
+    its steps t = steps[k-1] .. steps[k] - 1."""
+    K = len(per_graph)
+    before = np.concatenate([[0.0], np.cumsum(per_graph)])  # before[r]: the sum over graphs 0 .. r - 1
+
+    def upto(s):  # sum over steps 0 .. s - 1
+        s = np.asarray(s).astype(np.int64)
+        return (s // K) * before[K] + before[s % K]
+
+    total = upto(steps)
+    return np.diff(total, prepend=total[0])
 
 
 def figure(frame, title, panels, order=None, xlabel=None):
@@ -249,6 +270,7 @@ def estimate_seconds(problem, algorithm, topology=None, *, steps: int, runs: int
     t_eval = 0.0
     if evals is not None:
         prob = problem.replace(metrics=("loss",) + tuple(m for m in (metrics or ()) if m != "loss"))
+        prob = prob.replace(worker_state=prob.stacked_state())  # timing only: the initial statistics will do
         X = jnp.broadcast_to(prob.x0, (int(prob.data_x.shape[0]), prob.d))
         evaluate = jax.jit(lambda p, X: p.evaluate(X))
         jax.block_until_ready(evaluate(prob, X))

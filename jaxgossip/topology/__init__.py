@@ -19,7 +19,7 @@ References:
 
 from jaxgossip.topology._graphs import (BUILDERS, WEIGHTS, complete, erdos_renyi, exponential, from_adjacency, get,
                                         hypercube, ring, ring_rho, star, time_varying, torus)
-from jaxgossip.topology._matrix import DISCONNECTED, EIGEN_CHECK_MAX, MINUS_ONE, TimeVarying, Topology
+from jaxgossip.topology._matrix import DISCONNECTED, EIGEN_CHECK_MAX, MINUS_ONE, TimeVarying, Topology, step_degrees
 from jaxgossip.topology._one_peer import PeerGraph, one_peer_exponential
 from jaxgossip.topology._directed import DirectedGraph, directed_exponential, directed_ring, from_digraph
 
@@ -50,4 +50,5 @@ __all__ = [
     "directed_ring",
     "directed_exponential",
     "from_digraph",
+    "step_degrees",
 ]

@@ -21,7 +21,9 @@ __all__ = ["DirectedGraph", "directed_ring", "directed_exponential", "from_digra
 
 class DirectedGraph(Topology):
     """A directed communication graph with a column-stochastic mixing matrix P (``P[i, j]``: the share worker j sends
-    to worker i). ``degrees`` counts each worker's in-neighbours (the messages it receives per step).
+    to worker i). ``degrees`` (= ``in_degrees``) counts each worker's in-neighbours (the messages it receives per
+    step), ``out_degrees`` its out-neighbours (the messages it pushes); a step is priced on both (the busiest sender
+    and the busiest receiver, :class:`jaxgossip.cost.Pricing`).
 
     Attributes:
       symmetric: whether P == P^T.

@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["Topology", "TimeVarying", "EIGEN_CHECK_MAX", "DISCONNECTED", "MINUS_ONE"]
+__all__ = ["Topology", "TimeVarying", "EIGEN_CHECK_MAX", "DISCONNECTED", "MINUS_ONE", "step_degrees"]
 
 
 class Topology:
@@ -87,8 +87,20 @@ class Topology:
 
     @functools.cached_property
     def degrees(self) -> np.ndarray:
-        """Number of neighbours of each worker (self excluded), shape (n,)."""
+        """Number of neighbours of each worker (self excluded), shape (n,): the off-diagonal nonzeros of row i, the
+        workers whose values worker i receives (its in-degree; for a symmetric W also its out-degree)."""
         return np.bincount(self._rows[self._off], minlength=self.n).astype(np.int64)
+
+    @property
+    def in_degrees(self) -> np.ndarray:
+        """(n,) messages each worker receives per gossip round: row i's off-diagonal nonzeros (= ``degrees``)."""
+        return self.degrees
+
+    @functools.cached_property
+    def out_degrees(self) -> np.ndarray:
+        """(n,) messages each worker sends per gossip round: column j's off-diagonal nonzeros (``W @ X`` sends x_j
+        to every i with W_ij != 0). Equal to ``degrees`` for a symmetric W."""
+        return np.bincount(self._cols[self._off], minlength=self.n).astype(np.int64)
 
     @property
     def max_degree(self) -> int:
@@ -231,6 +243,8 @@ class TimeVarying:
 
     @property
     def degrees(self) -> np.ndarray:
+        """(n,) each worker's largest degree over the sequence (a bound: steps are priced on their own graph, see
+        :func:`step_degrees`)."""
         return np.max(np.stack([t.degrees for t in self.topologies]), axis=0)
 
     @property
@@ -270,6 +284,18 @@ class TimeVarying:
 
     def __repr__(self) -> str:
         return f"TimeVarying({len(self.topologies)} graphs, n={self.n})"
+
+
+def step_degrees(topology) -> tuple[np.ndarray, np.ndarray]:
+    """``(sends, receives)``, both (K, n) float: the messages each worker sends and receives in one gossip round on
+    each graph of the sequence (K = 1 for a single graph; step t uses row ``t % K``). A symmetric graph sends and
+    receives its degree; a directed one (row i of W lists what worker i receives) sends its column's off-diagonal
+    nonzeros and receives its row's. A gossip round lasts ``max(max sends, max receives)`` messages (each worker
+    sends one message at a time and receives one at a time) and puts ``sum(sends)`` messages on the wire."""
+    graphs = getattr(topology, "topologies", (topology,))
+    sends = np.stack([np.asarray(t.out_degrees, np.float64) for t in graphs])
+    receives = np.stack([np.asarray(t.in_degrees, np.float64) for t in graphs])
+    return sends, receives
 
 
 def _validate_mixing(topo: Topology, atol: float = 1e-8):
