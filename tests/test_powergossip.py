@@ -42,10 +42,11 @@ def spread(prob, scale=0.5):
 
 
 def test_full_rank_is_dpsgd_without_layout(quad):
-    """rank >= min(rows, cols) of the 4 x 3 reshape: the projection is exact and every step is W X - lr G."""
+    """schedule="full" at rank >= min(rows, cols) of the 4 x 3 reshape: the projection is exact and every step is
+    W X - lr G. (The authors' alternating schedule is not: its Q halves project on a rank-3 subspace of R^4.)"""
     X0 = spread(quad)
     topo = jg.topology.erdos_renyi(N, 0.6, seed=1)
-    pg = trajectory(A.powergossip(lr=0.05, rank=3), quad, topo, 15, X0=X0)
+    pg = trajectory(A.powergossip(lr=0.05, rank=3, schedule="full"), quad, topo, 15, X0=X0)
     dp = trajectory(A.dpsgd(lr=0.05), quad, topo, 15, X0=X0)
     np.testing.assert_allclose(np.asarray(pg.x), np.asarray(dp.x), rtol=0, atol=2e-5)
     assert float(jnp.abs(dp.x[-1] - X0).max()) > 0.05
@@ -57,33 +58,54 @@ def test_full_rank_is_dpsgd_with_layout(net):
     assert sorted((m.rows, m.cols, m.rank) for m in plan[0]) == [(8, 10, 8), (64, 8, 8)]
     assert sum(s for _, s in plan[1]) == 8 + 10
     X0 = spread(net, 0.1)
-    pg = trajectory(A.powergossip(lr=0.1, rank=8), net, jg.topology.ring(N), 4, X0=X0)
+    pg = trajectory(A.powergossip(lr=0.1, rank=8, schedule="full"), net, jg.topology.ring(N), 4, X0=X0)
     dp = trajectory(A.dpsgd(lr=0.1), net, jg.topology.ring(N), 4, X0=X0)
     np.testing.assert_allclose(np.asarray(pg.x), np.asarray(dp.x), rtol=0, atol=5e-5)
 
 
-def test_low_rank_keeps_the_average_and_contracts(net):
+@pytest.mark.parametrize("schedule", ["alternating", "full"])
+def test_low_rank_keeps_the_average_and_contracts(net, schedule):
     """lr = 0: each step moves x_i by -sum_j W_ij P Q^T and x_j by the exact opposite, so the mean stays; the
-    warm-started power iteration shrinks the disagreement step after step."""
+    warm-started power iteration shrinks the disagreement step after step. The authors' alternating schedule sends
+    nothing at step 0, so its first step leaves the disagreement as it is (was: changed it, under the full schedule)."""
     X0 = spread(net, 0.1)
-    states = trajectory(A.powergossip(lr=0.0, rank=1), net, jg.topology.ring(N), 40, X0=X0)
+    states = trajectory(A.powergossip(lr=0.0, rank=1, schedule=schedule), net, jg.topology.ring(N), 40, X0=X0)
     np.testing.assert_allclose(np.asarray(states.x.mean(axis=1)), np.broadcast_to(np.asarray(X0.mean(0)),
                                                                                   (40, net.d)), atol=2e-6)
     dis = np.asarray(((states.x - states.x.mean(axis=1, keepdims=True)) ** 2).sum(axis=(1, 2)))
-    assert dis[-1] < 0.5 * dis[0] and dis[0] < float(((X0 - X0.mean(0)) ** 2).sum())
+    initial = float(((X0 - X0.mean(0)) ** 2).sum())
+    first = 1 if schedule == "alternating" else 0
+    if first:  # the biases are gossiped in full at step 0: only they move
+        for m in matrix_plan(net.layout, net.d, 1)[0]:
+            sl = slice(m.offset, m.offset + m.size)
+            np.testing.assert_allclose(np.asarray(states.x[0][:, sl]), np.asarray(X0[:, sl]), atol=0)
+    assert dis[-1] < 0.5 * dis[first] and dis[first] < initial
     assert states.q[0].shape == (40, N, N, 10, 1)  # per step: one (cols x r) factor per slot (dense: n) and matrix
+    assert states.p[0].shape == (40, N, N, 8, 1)  # and one (rows x r) factor
 
 
 def test_bits_are_the_factors_sent(net):
-    """Per worker and neighbour: r (rows + cols) floats per matrix per power iteration plus the biases once."""
+    """Per worker and neighbour: full schedule, r (rows + cols) floats per matrix per power iteration plus the biases
+    once; the authors' alternating schedule, r rows (P half) or r cols (Q half) floats per half, the biases every step,
+    nothing else at step 0."""
     topo = jg.topology.ring(N)
     assert sum(round_bits(matrix_plan(net.layout, net.d, 1), 1)) == 32 * (1 * (64 + 8 + 8 + 10) + 18)
-    for rank, its in ((2, 2),):
-        res = jg.simulate(net, A.powergossip(lr=0.1, rank=rank, iterations=its), topo, steps=4, eval_every=4,
+    rank, its = 2, 2
+    res = jg.simulate(net, A.powergossip(lr=0.1, rank=rank, iterations=its, schedule="full"), topo, steps=4,
+                      eval_every=4, shard=False, progress=False)
+    per_edge = 32 * (its * rank * (64 + 8 + 8 + 10) + 18)
+    assert sum(round_bits(matrix_plan(net.layout, net.d, rank), its)) == per_edge
+    np.testing.assert_allclose(float(res.metrics["bits"][-1]), 4 * 2 * N * per_edge, rtol=1e-6)
+    p_floats, q_floats, vec = rank * (64 + 8), rank * (8 + 10), 18
+    for halves, steps in ((1, 5), (2, 4)):
+        res = jg.simulate(net, A.powergossip(lr=0.1, rank=rank, iterations=halves), topo, steps=steps, eval_every=1,
                           shard=False, progress=False)
-        per_edge = 32 * (its * rank * (64 + 8 + 8 + 10) + 18)
-        assert sum(round_bits(matrix_plan(net.layout, net.d, rank), its)) == per_edge
-        np.testing.assert_allclose(float(res.metrics["bits"][-1]), 4 * 2 * N * per_edge, rtol=1e-6)
+        per_step = np.diff(np.asarray(res.metrics["bits"])) / (2 * N)  # per worker and neighbour
+        if halves == 1:  # step 0 the biases; then P halves at odd steps, Q halves at even ones
+            want = [vec, p_floats + vec, q_floats + vec, p_floats + vec, q_floats + vec]
+        else:  # both halves every step from step 1 on (the authors' half counts 2, 3 at step 1)
+            want = [vec] + [p_floats + q_floats + vec] * 3
+        np.testing.assert_allclose(per_step, 32 * np.asarray(want, float), rtol=1e-6)
 
 
 def test_compiles_once_across_learning_rates(quad):
@@ -137,3 +159,15 @@ def test_every_backend_pairs_the_two_ends_of_each_edge(backend, topo):
     qs = (qs[0] + qs[0][index, rev]) / 2  # the same factor on both ends (as init draws it)
     mixed, _ = _gossip(plan, X, (qs,), mixing, 1)
     np.testing.assert_allclose(np.asarray(mixed), np.asarray(topo.W, np.float32) @ np.asarray(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("backend,topo", [("shift", jg.topology.ring(N)), ("gather", jg.topology.erdos_renyi(N, 0.5, seed=3))])
+def test_alternating_schedule_is_the_same_on_every_backend(quad, backend, topo):
+    """The authors' schedule (issue 22) keys its factors by edge, so the neighbour-table backends give the dense run."""
+    X0 = spread(quad)
+    kw = dict(steps=5, eval_every=5, shard=False, progress=False, x0=X0)
+    algo = A.powergossip(lr=0.05, rank=2)
+    dense = jg.simulate(quad, algo, topo, backend="dense", **kw)
+    other = jg.simulate(quad, algo, topo, backend=backend, **kw)
+    np.testing.assert_allclose(np.asarray(other.state.x), np.asarray(dense.state.x), rtol=0, atol=2e-5)
+    assert float(jnp.abs(dense.state.x - X0).max()) > 1e-3

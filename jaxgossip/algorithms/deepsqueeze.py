@@ -7,9 +7,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer
-from jaxgossip.algorithms.choco import check_consensus, default_consensus
-from jaxgossip.algorithms.dcd import check_compressor
+from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer, resolve_lr
+from jaxgossip.algorithms.choco import check_consensus, contraction, default_consensus
 from jaxgossip.algorithms.dpsgd import SGDState, local_step
 from jaxgossip.compressors._base import Compressor, compress_rows
 
@@ -37,7 +36,7 @@ def _ds_step(algo, state, key, ctx):
     return DeepSqueezeState(x, v - cv, opt), cost
 
 
-def deepsqueeze(lr=0.1, compressor: Compressor | None = None, consensus=None, optimizer=None) -> Algorithm:
+def deepsqueeze(lr=None, compressor: Compressor | None = None, consensus=None, optimizer=None) -> Algorithm:
     """DeepSqueeze (Tang, Lian, Qiu, Yuan, Zhang, Zhang, Liu 2019; slides 004, "DCD-SGD + error compensation").
 
         X_half = X_t - gamma G_t;   V = X_half + Delta;   Delta <- V - C(V);   X_{t+1} = X_half + c (W - I) C(V).
@@ -53,14 +52,20 @@ def deepsqueeze(lr=0.1, compressor: Compressor | None = None, consensus=None, op
     suggested for the problem's own messages.
 
     Args:
-      lr: step size gamma (traced).
-      compressor: any compressor (biased ones included).
+      lr: step size gamma (traced), default 0.1; with an optax optimizer in the ``"updates"`` convention
+        (``optax.sgd(0.05, momentum=0.9)``) a multiplier of the optimizer's own update, default 1 (see
+        ``jg.algorithms.cpsgd``).
+      compressor: a contraction (sign, top-k, ...; biased ones included), or an unbiased compressor of known
+        variance omega, rescaled by 1 / (1 + omega) as for CHOCO-SGD (``jg.algorithms.choco.contraction``; recorded
+        in the compressor's repr); others are refused with a ValueError.
       consensus: consensus step c (eta in the paper) in (0, 1] (traced); None (default): chosen from the compressor.
-      optimizer: optional optax direction transformation.
+      optimizer: optional optax transformation, a direction or an optimizer with its own learning rate (see
+        ``jg.algorithms.cpsgd``).
     """
-    compressor = check_compressor("deepsqueeze", compressor)
+    compressor = contraction("deepsqueeze", compressor)
     consensus = default_consensus("deepsqueeze", compressor, consensus)
-    hyper = {"lr": as_float("deepsqueeze", "lr", lr, 0), "compressor": compressor,
+    hyper = {"lr": as_float("deepsqueeze", "lr", resolve_lr("deepsqueeze", lr, optimizer, 0.1), 0),
+             "compressor": compressor,
              "consensus": as_float("deepsqueeze", "consensus", consensus, 0, 1)}
     return Algorithm(hyper, "deepsqueeze", _ds_init, _ds_step, "decentralized",
                      check_optimizer("deepsqueeze", optimizer), check_fn=check_consensus)

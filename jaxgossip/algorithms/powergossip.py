@@ -1,8 +1,15 @@
 """PowerGossip: low-rank compression of the model differences between neighbours (Vogels, Karimireddy, Jaggi 2020).
 
 D-PSGD's gossip step ``x_i <- x_i - sum_j W_ij (x_i - x_j)`` with each edge's difference, one parameter matrix at a
-time, replaced by a rank-r approximation ``P Q^T`` found by power iteration. The factors Q are warm-started: every edge
-keeps its own Q per matrix in the state, so one power iteration per step is enough once the differences change slowly.
+time, replaced by a rank-r approximation found by power iteration. The factors are warm-started: every edge keeps its
+own P and Q per matrix in the state. Two schedules (``powergossip(schedule=...)``):
+
+* ``"alternating"`` (default), the authors' code (epfml/powergossip ``algorithms.PowerGossip``, ``num_iterations=1``):
+  each step runs *half* a power iteration, the P half (``P = (M_i - M_j) orth(Q)``, update ``P orth(Q)^T``) at odd
+  half-iteration counts and the Q half (``Q = (M_i - M_j)^T orth(P)``, update ``orth(P) Q^T``) at even ones, the
+  low-rank update applied after every half; step 0 sends nothing (no disagreement yet, their ``iteration == 0``).
+* ``"full"``: a whole power iteration per step (P, then Q from the new P), the update ``orth(P) Q^T`` applied after
+  the Q half: twice the traffic of one alternating step.
 
 Edges are the slots of the gossip backend's neighbour table (``dense``: all n columns, ``gather``: the padded
 neighbour table, ``shift``: one slot per permutation), with self and padding slots masked out; the reverse slot of
@@ -21,13 +28,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer
+from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer, resolve_lr
 from jaxgossip.algorithms._rounds import gossip_rounds
 from jaxgossip.algorithms.dpsgd import local_step
 from jaxgossip.algorithms.tracking import check_doubly_stochastic
 from jaxgossip.compressors._base import FLOAT_BITS
+from jaxgossip.cost import Cost
 
-__all__ = ["powergossip", "PowerGossipState", "matrix_plan"]
+__all__ = ["powergossip", "PowerGossipState", "matrix_plan", "SCHEDULES", "half_bits", "round_bits"]
 
 #: Fixed key of the initial factors (the same for every run: both ends of an edge must draw the same Q).
 _INIT_SEED = 20200803
@@ -38,6 +46,11 @@ class PowerGossipState(NamedTuple):
     x: jax.Array  # (n, d) models
     q: tuple  # per parameter matrix, (n, K, cols, r) the warm-started right factors, one per neighbour slot
     opt: tuple  # per-worker optax state (empty for plain SGD)
+    p: tuple  # per parameter matrix, (n, K, rows, r) the left factors, as seen from the slot's worker (alternating)
+
+
+#: ``alternating``: the authors' half power iteration per step (default); ``full``: one whole iteration per step.
+SCHEDULES = ("alternating", "full")
 
 
 class _Matrix(NamedTuple):
@@ -155,7 +168,8 @@ def _as_matrix(X, m):
 
 
 def _gossip(plan, X, qs, mixing, iterations):
-    """PowerGossip's replacement of W X: ``iterations`` power iterations, each applied to the current models."""
+    """The ``"full"`` schedule's replacement of W X: ``iterations`` whole power iterations, each applied to the
+    current models."""
     matrices, vectors = plan
     n, d = X.shape
     index, weight = _slots(mixing)
@@ -174,22 +188,114 @@ def _gossip(plan, X, qs, mixing, iterations):
                                precision=_HIGHEST)
         new_q.append(q)
         pieces[m.offset] = M.reshape(n, m.rows * m.cols)[:, : m.size]
-    covered = sorted(pieces)
+    return _assemble(X, pieces), tuple(new_q)
+
+
+def _kept(new, old):
+    """``new``, or ``old`` on the edges where ``new`` vanished (the difference was exactly zero): an all-zero factor
+    would stay zero for ever (orthonormalizing it gives zero), so the warm start is kept instead."""
+    return jnp.where(jnp.any(new != 0, axis=(-2, -1), keepdims=True), new, old)
+
+
+def _p_half(M, p, q, index, rev, live, weight):
+    """The authors' odd half: P = (M_i - M_j) orth(Q) (i sends M_i orth(Q)), M_i -= W_ij P orth(Q)^T.
+
+    Returns (M, p, q) with q orthonormalized and p the new P (both stored, as the authors' in-place buffers)."""
+    q = _orthonormal(q)
+    A = jnp.einsum("irc,ikcs->ikrs", M, q, precision=_HIGHEST)
+    P = _edge_difference(A, index, rev) * live[..., None, None]
+    M = M - jnp.einsum("ikrs,ikcs->irc", P * weight[..., None, None].astype(M.dtype), q, precision=_HIGHEST)
+    return M, _kept(P, p), q
+
+
+def _q_half(M, p, q, index, rev, live, weight):
+    """The authors' even half: Q = (M_i - M_j)^T orth(P) (i sends M_i^T orth(P)), M_i -= W_ij orth(P) Q^T."""
+    p = _orthonormal(p)
+    B = jnp.einsum("irc,ikrs->ikcs", M, p, precision=_HIGHEST)
+    Q = (B + B[index, rev]) * live[..., None, None]  # the neighbour's factor is -p, so its product is -M_j^T p
+    M = M - jnp.einsum("ikrs,ikcs->irc", p * weight[..., None, None].astype(M.dtype), Q, precision=_HIGHEST)
+    return M, p, _kept(Q, q)
+
+
+def _half_is_p(t, halves, j):
+    """Whether half j of step t is a P half: the authors' global half count t * halves + j is odd (static when
+    ``halves`` is even)."""
+    if halves % 2 == 0:
+        return j % 2 == 1
+    return (t * halves + j) % 2 == 1
+
+
+def _gossip_alternating(plan, X, ps, qs, mixing, t, halves):
+    """The authors' schedule: ``halves`` half power iterations at step t >= 1 (half counts t * halves ... t * halves +
+    halves - 1, P halves at odd counts), each applied to the current models; nothing at step 0 (and, as in their code,
+    the half counts 1 ... halves - 1 never run). Vectors are gossiped in full every step, step 0 included."""
+    matrices, vectors = plan
+    n, d = X.shape
+    index, weight = _slots(mixing)
+    rev = _reverse(index)
+    live = (weight != 0).astype(X.dtype)
+    pieces = {offset: mixing(X[:, offset : offset + size]) for offset, size in vectors}
+    new_p, new_q = [], []
+    for m, p0, q0 in zip(matrices, ps, qs):
+        M = M0 = _as_matrix(X, m)
+        p, q = p0, q0
+        for j in range(halves):  # static loop
+            is_p = _half_is_p(t, halves, j)
+            args = (index, rev, live, weight)
+            if isinstance(is_p, bool):
+                M, p, q = (_p_half if is_p else _q_half)(M, p, q, *args)
+            else:
+                M, p, q = jax.lax.cond(is_p, lambda a: _p_half(*a, *args), lambda a: _q_half(*a, *args), (M, p, q))
+        skip = t == 0
+        M, p, q = (jnp.where(skip, a, b) for a, b in ((M0, M), (p0, p), (q0, q)))
+        new_p.append(p)
+        new_q.append(q)
+        pieces[m.offset] = M.reshape(n, m.rows * m.cols)[:, : m.size]
+    return _assemble(X, pieces), tuple(new_p), tuple(new_q)
+
+
+def _assemble(X, pieces):
+    """The (n, d) models from the new values of some slices (offset -> (n, size)); the rest of X as it is."""
+    d = X.shape[1]
     out, at = [], 0
-    for offset in covered:  # parameters in their flat order; nothing else is left (layouts cover all d)
+    for offset in sorted(pieces):  # parameters in their flat order
         if offset > at:
             out.append(X[:, at:offset])
         out.append(pieces[offset])
         at = offset + pieces[offset].shape[1]
     if at < d:
         out.append(X[:, at:])
-    return jnp.concatenate(out, axis=1), tuple(new_q)
+    return jnp.concatenate(out, axis=1)
+
+
+def half_bits(plan):
+    """Bits of one message of a P half, of a Q half (sum of rows r, resp. cols r, floats over the matrices) and of
+    the uncompressed vectors (sent every step)."""
+    matrices, vectors = plan
+    return (float(FLOAT_BITS * sum(m.rows * m.rank for m in matrices)),
+            float(FLOAT_BITS * sum(m.cols * m.rank for m in matrices)),
+            float(FLOAT_BITS * sum(size for _, size in vectors)))
+
+
+def _alternating_cost(key, ctx, plan, halves):
+    """Step t >= 1: one gossip round per half (its P or Q message; the vectors ride on the first); step 0: the
+    vectors alone, or only the computation when there are none."""
+    t = ctx.t
+    p_bits, q_bits, vec_bits = half_bits(plan)
+    rounds = [jnp.where(_half_is_p(t, halves, j), p_bits, q_bits) + (vec_bits if j == 0 else 0.0)
+              for j in range(halves)]
+    later = gossip_rounds(key, ctx, *rounds)
+    if vec_bits:
+        first = gossip_rounds(key, ctx, vec_bits)
+    else:
+        first = Cost(jnp.zeros((), jnp.float32), ctx.pricing.compute_time(key, ctx.problem.batch_size))
+    return jax.tree.map(lambda a, b: jnp.where(t == 0, a, b), first, later)
 
 
 # ---- init / step -----------------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
-def _functions(rank: int, iterations: int):
-    """init and step for a static (rank, iterations): one function object each, so one compile per pair."""
+def _functions(rank: int, iterations: int, schedule: str = "alternating"):
+    """init and step for a static (rank, iterations, schedule): one function object each, so one compile each."""
 
     def init(algo, X0, ctx):
         n, d = X0.shape
@@ -197,20 +303,28 @@ def _functions(rank: int, iterations: int):
         index, _ = _slots(ctx.mixing)
         i = jnp.arange(n, dtype=jnp.int32)[:, None]
         pair = jnp.minimum(i, index) * n + jnp.maximum(i, index)  # both ends of an edge draw the same factor
+        side = jnp.sign(i - index).astype(X0.dtype)[..., None, None]  # P is seen as M_i - M_j: -1 at the lower end
         base = jax.random.key(_INIT_SEED)
-        qs = []
+        qs, ps = [], []
         for l, m in enumerate(matrices):
             key = jax.random.fold_in(base, l)
             draw = jax.vmap(jax.vmap(lambda p: jax.random.normal(jax.random.fold_in(key, p), (m.cols, m.rank))))
             qs.append(_orthonormal(draw(pair)).astype(X0.dtype))
-        return PowerGossipState(X0, tuple(qs), init_optimizer(algo.optimizer, X0))
+            key_p = jax.random.fold_in(jax.random.fold_in(base, l), 1 << 30)
+            draw_p = jax.vmap(jax.vmap(lambda p: jax.random.normal(jax.random.fold_in(key_p, p), (m.rows, m.rank))))
+            ps.append(side * draw_p(pair).astype(X0.dtype))
+        return PowerGossipState(X0, tuple(qs), init_optimizer(algo.optimizer, X0), tuple(ps))
 
     def step(algo, state, key, ctx):
         n, d = state.x.shape
         plan = matrix_plan(ctx.problem.layout, d, rank)
         update, opt = local_step(algo, state, key, ctx)
-        mixed, qs = _gossip(plan, state.x, state.q, ctx.mixing, iterations)
-        return PowerGossipState(mixed - update, qs, opt), gossip_rounds(key, ctx, *round_bits(plan, iterations))
+        if schedule == "full":
+            mixed, qs = _gossip(plan, state.x, state.q, ctx.mixing, iterations)
+            cost = gossip_rounds(key, ctx, *round_bits(plan, iterations))
+            return PowerGossipState(mixed - update, qs, opt, state.p), cost
+        mixed, ps, qs = _gossip_alternating(plan, state.x, state.p, state.q, ctx.mixing, ctx.t, iterations)
+        return PowerGossipState(mixed - update, qs, opt, ps), _alternating_cost(key, ctx, plan, iterations)
 
     return init, step
 
@@ -239,32 +353,53 @@ def check_static(algo, problem, topology):
         raise ValueError(f"{algo.name}: needs a symmetric mixing matrix (both ends of an edge apply the same weight).")
 
 
-def powergossip(lr=0.1, rank: int = 1, iterations: int = 1, optimizer=None) -> Algorithm:
+def powergossip(lr=None, rank: int = 1, iterations: int = 1, optimizer=None,
+                schedule: str = "alternating") -> Algorithm:
     """PowerGossip (Vogels, Karimireddy, Jaggi 2020, Alg. 1 and 2) on top of D-PSGD's paper order::
 
         x_i^{t+1} = x_i^t - sum_j W_ij P_ij Q_ij^T - lr g_i(x_i^t),
 
-    per parameter matrix M (see :func:`matrix_plan`), with for every edge (i, j) and power iteration
-    (warm-started Q_ij from the previous step, the same on both ends)::
+    per parameter matrix M (see :func:`matrix_plan`); P_ij Q_ij^T is a rank-r projection of M_i - M_j from
+    warm-started factors (the same on both ends of the edge, up to P's sign).
 
-        P_ij = orthonormalize((M_i - M_j) Q_ij)      # i sends M_i Q_ij, j sends M_j Q_ij
-        Q_ij = (M_i - M_j)^T P_ij                     # i sends M_i^T P_ij, j sends M_j^T P_ij
+    ``schedule="alternating"`` (default) is the authors' code (github.com/epfml/powergossip, ``algorithms.PowerGossip``
+    with ``num_iterations=iterations``, ``warm_start=True``; ``DPSGD`` applies the gossip to x^t and then the gradient
+    step of x^t): every step runs ``iterations`` *half* power iterations, numbered globally h = t * iterations + j::
 
-    so P Q^T = P P^T (M_i - M_j), a rank-r projection of the difference. ``iterations`` > 1 repeats this inside the
-    step, each iteration on the models the previous one produced (the authors' code does the same, one half at a
-    time). Vectors (biases) are gossiped uncompressed; a problem without a layout is one near-square matrix.
-    At rank >= min(rows, cols) the projection is exact and every step is D-PSGD's ``W X - lr G``.
+        odd h  (P half):  Q_ij <- orth(Q_ij);  P_ij = (M_i - M_j) Q_ij     # i sends M_i Q_ij
+                          M_i <- M_i - W_ij P_ij Q_ij^T
+        even h (Q half):  P_ij <- orth(P_ij);  Q_ij = (M_i - M_j)^T P_ij   # i sends M_i^T P_ij
+                          M_i <- M_i - W_ij P_ij Q_ij^T
 
-    Bits: every worker sends each neighbour, per power iteration, r (rows + cols) floats per matrix (two messages,
-    priced as two gossip rounds), plus the vectors once per step. State: the models plus one (cols x r) factor per
-    neighbour slot and matrix, O(n deg (cols r)); P is recomputed each step. Differences that vanish exactly (the
-    first step, identical initial models) leave the warm start unchanged.
+    each half on the models the previous half produced; step 0 sends nothing for the matrices (their ``iteration ==
+    0``: "no disagreement yet"; with ``iterations`` > 1 their half counts 1 ... iterations - 1 never run, and so here).
+    One step's traffic is one message of r rows (P half) or r cols (Q half) floats per matrix. At rank >= min(rows,
+    cols) only the halves whose orthonormalized factor is square are exact.
+
+    ``schedule="full"`` is jaxgossip's earlier schedule (not the authors'): a whole power iteration per step, P_ij =
+    orth((M_i - M_j) Q_ij), then Q_ij = (M_i - M_j)^T P_ij, the update applied once after the Q half (Alg. 1-2 of the
+    paper read as one iteration per step). It sends twice the traffic of an alternating step; at rank >= min(rows,
+    cols) every step is D-PSGD's ``W X - lr G`` exactly; ``iterations`` > 1 repeats it inside the step. At equal
+    traffic the two schedules give different models.
+
+    Vectors (biases) are gossiped uncompressed every step, step 0 included, as the authors' ``OnlyOnLargeParameters``
+    does (they ride on the step's first message here; the authors send them as a separate message). A problem without
+    a layout is one near-square matrix. Where an edge's difference vanishes exactly, the factor computed from it is
+    zero and the previous one is kept (the authors' buffer would stay zero for ever).
+
+    Bits: per worker and neighbour, each round's message (alternating: rows r or cols r floats per matrix per half;
+    full: both per iteration, two rounds), plus the vectors once per step. State: the models plus one (cols x r) and
+    one (rows x r) factor per neighbour slot and matrix, O(n deg (rows + cols) r).
 
     Args:
-      lr: step size (traced), or a schedule.
+      lr: step size (traced), or a schedule; default 0.1. With an optax optimizer in the ``"updates"`` convention
+        (``optax.sgd(0.05, momentum=0.9)``) a multiplier of the optimizer's own update, default 1 (see ``dpsgd``).
       rank: static rank r of each approximation (an integer >= 1), capped per matrix at min(rows, cols).
-      iterations: static number of power iterations per step (an integer >= 1).
-      optimizer: optional optax direction transformation (see ``dpsgd``).
+      iterations: static number of half power iterations per step (``"alternating"``, the authors'
+        ``num_iterations``) or of whole ones (``"full"``), an integer >= 1.
+      optimizer: optional optax transformation, a direction or an optimizer with its own learning rate (see
+        ``dpsgd``).
+      schedule: ``"alternating"`` (default, the authors' code) or ``"full"`` (static; see above).
 
     References:
       T. Vogels, S. P. Karimireddy, M. Jaggi, "Practical low-rank communication compression in decentralized deep
@@ -273,7 +408,9 @@ def powergossip(lr=0.1, rank: int = 1, iterations: int = 1, optimizer=None) -> A
     for arg, v in (("rank", rank), ("iterations", iterations)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"powergossip: {arg} must be an integer >= 1, got {v!r}.")
-    init, step = _functions(int(rank), int(iterations))
-    hyper = {"lr": as_float("powergossip", "lr", lr, 0, low_open=False)}
+    if schedule not in SCHEDULES:
+        raise ValueError(f"powergossip: schedule must be one of {SCHEDULES}, got {schedule!r}.")
+    init, step = _functions(int(rank), int(iterations), schedule)
+    hyper = {"lr": as_float("powergossip", "lr", resolve_lr("powergossip", lr, optimizer, 0.1), 0, low_open=False)}
     return Algorithm(hyper, "powergossip", init, step, "decentralized", check_optimizer("powergossip", optimizer),
                      check_fn=check_static)

@@ -1,7 +1,7 @@
 """Compressors: pure functions with explicit keys and honest bit counts (``jg.compressors``)."""
 
 from jaxgossip._registry import build
-from jaxgossip.compressors._base import Compressor, compress_rows, worker_keys
+from jaxgossip.compressors._base import Compressor, as_given, compress_rows, worker_keys
 from jaxgossip.compressors.bounded import bounded
 from jaxgossip.compressors.quantize import identity, quantize
 from jaxgossip.compressors.sign import sign
@@ -36,6 +36,6 @@ def get(name: str, **kwargs) -> Compressor:
     return build("compressor", REGISTRY, name, kwargs)
 
 
-__all__ = ["Compressor", "compress_rows", "worker_keys", "get", "REGISTRY", *REGISTRY, "layerwise", "Layerwise",
+__all__ = ["Compressor", "as_given", "compress_rows", "worker_keys", "get", "REGISTRY", *REGISTRY, "layerwise", "Layerwise",
            "ErrorFeedback",
            "with_error_feedback"]

@@ -8,6 +8,21 @@ The functions, the name and the ``unbiased`` flag are static.
 
 Liu & Zhang (survey) Sec. 3.1-3.2 give the unbiased family (E[C(x)] = x) and the biased one.
 
+The contract each compressor declares (what algorithms may rely on), both for a d-vector and from the traced params:
+
+* ``unbiased`` with variance ``omega(d)``: E[C(x)] = x and E||C(x) - x||^2 <= omega ||x||^2 (QSGD: min(d / s^2,
+  sqrt(d) / s); scaled random-k: d / k - 1; ...). None when no such relative bound holds (``low_precision``,
+  ``bounded``: their error is absolute, not relative to ||x||).
+* contractive with ``delta(d)``: E||C(x) - x||^2 <= (1 - delta) ||x||^2, delta in (0, 1] (top-k: k / d; the scaled sign:
+  1 / d; ...). None when the compressor is not known to contract.
+
+Koloskova, Stich, Jaggi (ICML 2019, Sec. 3, and epfml/ChocoSGD's ``qsgd-biased`` / ``random-biased``) turn an unbiased
+compressor of variance omega into a contraction by rescaling, C(x) / (1 + omega), which has delta = 1 / (1 + omega):
+:meth:`Compressor.to_contraction` does this (``rescaled=True``), computing the scale inside ``compress`` from the
+traced params, so a sweep over ``levels`` rescales each point by its own omega. The algorithms that need a contraction
+(CHOCO-SGD, DeepSqueeze, BEER) call it in their factories and refuse, with a ValueError, a compressor that has neither
+a contraction nor a variance bound.
+
 Which vectors a compressor can act on: :meth:`Compressor.check` ``(d)`` raises a ValueError when it cannot act on a
 d-vector (top-k / random-k with k > d); ``simulate`` calls it before compiling.
 
@@ -35,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxgossip import _pytree as struct
 
-__all__ = ["Compressor", "compress_rows", "worker_keys", "FLOAT_BITS", "check_range"]
+__all__ = ["Compressor", "compress_rows", "worker_keys", "FLOAT_BITS", "check_range", "rescaled_repr"]
 
 #: Bits of one full-precision value on the wire (float32).
 FLOAT_BITS = 32
@@ -54,6 +69,14 @@ class Compressor:
       static: static hashable extras that change shapes (bucket size, top-k's k), passed to fn and bits_fn.
       check_fn: static optional ``check_fn(d, *static, **params)`` raising a ValueError when the compressor cannot
         act on a d-vector (top-k's k > d); see :meth:`check`.
+      omega_fn: static optional ``omega_fn(d, *static, **params)``: the variance bound omega of an unbiased
+        compressor, E||C(x) - x||^2 <= omega ||x||^2 (see :meth:`omega`); None when no relative bound is known.
+      delta_fn: static optional ``delta_fn(d, *static, **params)``: the contraction delta, E||C(x) - x||^2 <=
+        (1 - delta) ||x||^2 (see :meth:`delta`); None when the compressor is not known to contract.
+      rescaled: static flag, True for the rescaling C(x) / (1 + omega(d)) of an unbiased compressor (Koloskova et al.
+        2019), built by :meth:`to_contraction`: a biased contraction with delta = 1 / (1 + omega).
+      given: static flag set by :func:`as_given`: an algorithm that needs a contraction uses this compressor as it
+        is, outside its theory (recorded: the repr reads ``as_given(...)``).
     """
 
     params: dict
@@ -63,10 +86,17 @@ class Compressor:
     unbiased: bool = struct.field(pytree_node=False, default=True)
     static: tuple = struct.field(pytree_node=False, default=())
     check_fn: Callable | None = struct.field(pytree_node=False, default=None)
+    omega_fn: Callable | None = struct.field(pytree_node=False, default=None)
+    delta_fn: Callable | None = struct.field(pytree_node=False, default=None)
+    rescaled: bool = struct.field(pytree_node=False, default=False)
+    given: bool = struct.field(pytree_node=False, default=False)
 
     def compress(self, key: jax.Array, x: jax.Array) -> jax.Array:
-        """Compress and decode one vector x (any shape; treated as flat)."""
-        return self.fn(key, x, *self.static, **self.params)
+        """Compress and decode one vector x (any shape; treated as flat); divided by 1 + omega(d) when rescaled."""
+        out = self.fn(key, x, *self.static, **self.params)
+        if self.rescaled:
+            out = out / jnp.asarray(1.0 + self.omega_fn(x.size, *self.static, **self.params), out.dtype)
+        return out
 
     __call__ = compress
 
@@ -87,15 +117,91 @@ class Compressor:
             self.check_fn(int(d), *self.static, **self.params)
         return self
 
+    def omega(self, d: int) -> Any:
+        """The variance bound of an unbiased compressor on a d-vector: E[C(x)] = x and E||C(x) - x||^2 <= omega ||x||^2
+        (a float or, for traced params, a traced scalar). None when the compressor is biased (a rescaled one included)
+        or no bound relative to ||x|| holds."""
+        if not self.unbiased or self.omega_fn is None:
+            return None
+        return self.omega_fn(int(d), *self.static, **self.params)
+
+    def delta(self, d: int) -> Any:
+        """The contraction on a d-vector: E||C(x) - x||^2 <= (1 - delta) ||x||^2, delta in (0, 1]; 1 / (1 + omega(d))
+        for a rescaled compressor. None when the compressor is not known to contract."""
+        if self.rescaled:
+            return 1.0 / (1.0 + self.omega_fn(int(d), *self.static, **self.params))
+        if self.delta_fn is None:
+            return None
+        return self.delta_fn(int(d), *self.static, **self.params)
+
+    @property
+    def contractive(self) -> bool:
+        """True when :meth:`delta` is known (static: it does not depend on the traced params)."""
+        return self.rescaled or self.delta_fn is not None
+
+    def to_contraction(self, who: str = "this algorithm") -> "Compressor":
+        """A contractive version of this compressor, for algorithms that need E||C(x) - x||^2 <= (1 - delta) ||x||^2.
+
+        A contraction is returned as it is; an unbiased compressor of known variance omega is rescaled to
+        C(x) / (1 + omega(d)) (Koloskova, Stich, Jaggi, ICML 2019, Sec. 3: delta = 1 / (1 + omega); epfml/ChocoSGD's
+        ``qsgd-biased`` and ``random-biased``), the scale computed inside ``compress`` from the (traced) params. Its
+        bits are the original message's: both ends know omega(d), so nothing more is sent.
+
+        Raises:
+          ValueError: neither a contraction nor an unbiased compressor with a known omega (the message names
+            ``who``).
+        """
+        if self.contractive or self.given:
+            return self
+        if self.unbiased and self.omega_fn is not None:
+            return self.replace(rescaled=True, unbiased=False)
+        kind = "unbiased, but its error is not bounded relative to ||x|| (no omega)" if self.unbiased else \
+            "biased and not known to be a contraction"
+        raise ValueError(
+            f"{who}: needs a contractive compressor, E||C(x) - x||^2 <= (1 - delta) ||x||^2 (or an unbiased one of "
+            f"known variance omega, which it rescales by 1 / (1 + omega) as Koloskova et al. 2019 do); {self!r} is "
+            f"{kind}. Use e.g. top_k(fraction=0.1), sign(), random_k(fraction=0.1), qsgd(levels=4) or "
+            f"quantize(bits=4, bucket=64).")
+
     def ratio(self, d: int) -> Any:
         """Compressed size as a fraction of a float32 message (the slides' c)."""
         return self.bits(d) / (FLOAT_BITS * d)
 
     def __repr__(self) -> str:
         shown = {k: (float(v) if jnp.ndim(v) == 0 and not isinstance(v, jax.core.Tracer) else v) for k, v in self.params.items()}
-        parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()]
+        parts = [f"{k}={_exact(v)}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()]
         parts += [str(s) for s in self.static if s is not None]
-        return f"{self.name}({', '.join(parts)})"
+        return rescaled_repr(self, f"{self.name}({', '.join(parts)})")
+
+
+def _exact(v: float) -> str:
+    """A parameter as short as ``:g`` prints it when that names the same float32, else every digit float32 has (so
+    two compressors that differ in a parameter never share a repr, and so a ``Result.config``)."""
+    short = f"{v:g}"
+    return short if np.float32(short) == np.float32(v) else str(np.float32(v))
+
+
+def rescaled_repr(compressor, text: str) -> str:
+    """``text``, or for a rescaled compressor ``text / (1 + omega(d))``: the scaling is part of the compressor's repr,
+    so ``Result.config`` records it (``qsgd(levels=4) / (1 + omega(d))``); ``as_given(text)`` for :func:`as_given`."""
+    if getattr(compressor, "given", False):
+        return f"as_given({text})"
+    return f"{text} / (1 + omega(d))" if compressor.rescaled else text
+
+
+def as_given(compressor: "Compressor") -> "Compressor":
+    """The compressor, to be used as it is by the algorithms that need a contraction (CHOCO-SGD, DeepSqueeze, BEER,
+    EF21), which otherwise rescale an unbiased compressor by 1 / (1 + omega) or refuse one without a bound.
+
+    This is the explicit opt-out for experiments outside those algorithms' theory, such as the DeepSqueeze slides'
+    unscaled 2-bit quantizer; the run's ``Result.config`` records it (the compressor's repr reads ``as_given(...)``).
+
+    Raises:
+      ValueError: ``compressor`` is not a :class:`Compressor`.
+    """
+    if not isinstance(compressor, Compressor):
+        raise ValueError(f"as_given: compressor must be a jg.compressors.Compressor, got {type(compressor).__name__}.")
+    return compressor.replace(given=True)
 
 
 def worker_keys(key: jax.Array, n: int) -> jax.Array:

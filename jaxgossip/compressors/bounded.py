@@ -121,6 +121,9 @@ def bounded(e=0.01, radius=1.0, randomized: bool = False) -> Compressor:
       radius: the norm bound M of the vectors the code is sized for, > 0 (traced); larger vectors are scaled onto it.
       randomized: False for the deterministic rounding (biased); True for stochastic rounding (static), unbiased for
         ``||x|| <= M`` (the projection biases larger vectors).
+
+    The error is absolute (at most e), not relative to ||x||: ``omega`` and ``delta`` are None, and the algorithms
+    that need a contraction (CHOCO-SGD, DeepSqueeze, BEER) refuse it.
     """
     check_range("bounded", "e", e, 0, float("inf"), low_open=True, high_open=True)
     check_range("bounded", "radius", radius, 0, float("inf"), low_open=True, high_open=True)

@@ -26,6 +26,14 @@ def _clip_fn(key, x, low_bits):
     return jax.lax.bitcast_convert_type(word & mask, jnp.float32).astype(x.dtype)
 
 
+def _clip_delta(d, low_bits):
+    """1 - r^2 with r = u / (1 + u), u = 2^(k - 23): a normal float32 x = 2^e (1 + f) loses less than u 2^e <= r |x|
+    (relative to |x| >= 2^e (1 + lost part))."""
+    del d
+    u = jnp.exp2(jnp.asarray(low_bits, jnp.float32) - MANTISSA_BITS)
+    return 1.0 - (u / (1.0 + u)) ** 2
+
+
 def _clip_bits(d, low_bits):
     return d * (FLOAT_BITS - low_bits)
 
@@ -33,7 +41,9 @@ def _clip_bits(d, low_bits):
 def clip_low_bits(low_bits=16) -> Compressor:
     """Zero the ``low_bits`` lowest mantissa bits of each float32 value (survey Sec. 3.2); biased, deterministic.
 
-    Truncation toward zero: |C(x)_i| <= |x_i| and |C(x)_i - x_i| < 2^(k - 23) |x_i| for k cleared bits. A message is
+    Truncation toward zero: |C(x)_i| <= |x_i| and |C(x)_i - x_i| < r |x_i| with r = u / (1 + u), u = 2^(k - 23), for
+    k cleared bits: a contraction with ``delta = 1 - r^2`` (for normal float32 values; a subnormal value, below
+    1.2e-38, may lose all its bits). A message is
     32 - k bits per value (the cleared bits are not sent).
 
     Args:
@@ -41,4 +51,4 @@ def clip_low_bits(low_bits=16) -> Compressor:
     """
     check_range("clip_low_bits", "low_bits", low_bits, 0, MANTISSA_BITS, integer=True)
     return Compressor({"low_bits": jnp.asarray(low_bits, jnp.float32)}, "clip_low_bits", _clip_fn, _clip_bits,
-                      unbiased=False)
+                      unbiased=False, delta_fn=_clip_delta)

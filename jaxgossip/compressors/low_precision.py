@@ -39,7 +39,9 @@ def low_precision(scale=2.0**-8, bits=8) -> Compressor:
     eta (2^(s-1) - 1)}. (The paper prints the top as eta (2^s - 1), which would need s + 1 bits; we keep s bits.)
     Within that range E[Q(x)] = x and the variance of each value is at most eta^2 / 4; values outside it saturate to
     the nearest end (as fixed-point hardware does), the only source of bias. A message is s bits per value: eta is a
-    fixed hyperparameter both ends know, so it is not sent.
+    fixed hyperparameter both ends know, so it is not sent. Its error is absolute (eta^2 / 4 per value), not relative
+    to ||x||: ``omega`` and ``delta`` are None, and the algorithms that need a contraction (CHOCO-SGD, DeepSqueeze,
+    BEER) refuse it.
 
     Args:
       scale: grid step eta > 0 (traced).

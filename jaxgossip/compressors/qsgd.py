@@ -30,6 +30,13 @@ def _qsgd_fn(key, x, bucket, levels):
     return from_buckets(jnp.sign(v) * norm * level / s, x)
 
 
+def _qsgd_omega(d, bucket, levels):
+    """Alistarh et al. 2017, Lemma 3.1: min(B / s^2, sqrt(B) / s), B = min(bucket, d)."""
+    size = d if bucket is None else min(bucket, d)
+    s = jnp.asarray(levels, jnp.float32)
+    return jnp.minimum(size / s**2, jnp.sqrt(float(size)) / s)
+
+
 def _qsgd_bits(d, bucket, levels):
     return d * (1.0 + level_bits(levels)) + FLOAT_BITS * n_buckets(d, bucket)
 
@@ -38,7 +45,7 @@ def qsgd(levels=4, bucket: int | None = None) -> Compressor:
     """QSGD with s levels (Alistarh et al. 2017): Q_s(x_i) = ||x||_2 sign(x_i) l_i / s; unbiased.
 
     l_i is |x_i| s / ||x||_2 rounded down or up at random so that E[l_i] equals it; the variance is at most
-    min(d / s^2, sqrt(d) / s) ||x||^2 (d: the bucket size when buckets are used). A message is one float32 norm per
+    min(d / s^2, sqrt(d) / s) ||x||^2 (d: the bucket size when buckets are used): ``omega(d)``. A message is one float32 norm per
     bucket plus, per value, one sign bit and a fixed-width level index of bit_length(s) bits (no Elias coding).
 
     Args:
@@ -48,4 +55,4 @@ def qsgd(levels=4, bucket: int | None = None) -> Compressor:
     check_range("qsgd", "levels", levels, 1, 2**24, integer=True)
     check_bucket("qsgd", bucket)
     return Compressor({"levels": jnp.asarray(levels, jnp.float32)}, "qsgd", _qsgd_fn, _qsgd_bits, unbiased=True,
-                      static=(bucket,))
+                      static=(bucket,), omega_fn=_qsgd_omega)

@@ -37,6 +37,12 @@ def _sign_fn(key, x, scale, bucket):
     return from_buckets(s * _signs(v), x)
 
 
+def _sign_delta(d, scale, bucket):
+    """1 / B for the mean_abs scale (B = min(bucket, d)): ||C(x) - x||^2 = ||x||^2 - ||x||_1^2 / B per bucket."""
+    del scale
+    return 1.0 / (d if bucket is None else min(bucket, d))
+
+
 def _sign_bits(d, scale, bucket):
     del scale
     return d + FLOAT_BITS * n_buckets(d, bucket)
@@ -48,7 +54,8 @@ def sign(scale: str = "mean_abs", bucket: int | None = None) -> Compressor:
     ``scale="mean_abs"``: s = ||x||_1 / d, the 1-bit scaled sign; a contraction for every x,
     ||C(x) - x||^2 = ||x||^2 - ||x||_1^2 / d <= (1 - 1/d) ||x||^2.
     ``scale="norm"``: s = ||x||_2 / sqrt(d), so the message keeps the 2-norm of x (the survey's "||x|| sign(x)" with the
-    norm spread over the d values); not a contraction in general.
+    norm spread over the d values); not a contraction in general (x = e_1: ||C(x) - x||^2 = (2 - 2 / sqrt(d)) ||x||^2),
+    so ``delta`` is None and the algorithms that need a contraction refuse it.
     Zeros are sent as +s. Biased in both forms.
 
     Args:
@@ -58,4 +65,5 @@ def sign(scale: str = "mean_abs", bucket: int | None = None) -> Compressor:
     if scale not in SCALES:
         raise ValueError(f"sign: scale must be one of {SCALES}, got {scale!r}.")
     check_bucket("sign", bucket)
-    return Compressor({}, "sign", _sign_fn, _sign_bits, unbiased=False, static=(scale, bucket))
+    return Compressor({}, "sign", _sign_fn, _sign_bits, unbiased=False, static=(scale, bucket),
+                      delta_fn=_sign_delta if scale == "mean_abs" else None)

@@ -32,17 +32,23 @@ def _sparsify_bits(d, p):
     return p * d * (FLOAT_BITS + index_bits(d))
 
 
+def _sparsify_omega(d, p):
+    del d
+    return 1.0 / jnp.asarray(p, jnp.float32) - 1.0
+
+
 def sparsify(p=0.1) -> Compressor:
     """Random sparsification: keep each value with probability p, scaled by 1/p (survey Sec. 3.1); unbiased.
 
-    E[C(x)] = x and E||C(x) - x||^2 = (1/p - 1) ||x||^2. The message length is random; ``bits(d)`` is its expectation,
+    E[C(x)] = x and E||C(x) - x||^2 = (1/p - 1) ||x||^2 (``omega``). The message length is random; ``bits(d)`` is its expectation,
     p * d kept values of a float32 plus a ceil(log2 d)-bit index each.
 
     Args:
       p: keep probability, 0 < p <= 1 (traced).
     """
     check_range("sparsify", "p", p, 0, 1, low_open=True)
-    return Compressor({"p": jnp.asarray(p, jnp.float32)}, "sparsify", _sparsify_fn, _sparsify_bits, unbiased=True)
+    return Compressor({"p": jnp.asarray(p, jnp.float32)}, "sparsify", _sparsify_fn, _sparsify_bits, unbiased=True,
+                      omega_fn=_sparsify_omega)
 
 
 # ---- k from either k or a fraction of d ------------------------------------------------------------------------------
@@ -133,6 +139,24 @@ def _top_k_fraction_bits(d, fraction):
     return _sparse_bits(d, _k_from_fraction(fraction, d))
 
 
+# ---- the contract: omega (scaled random-k) and delta (random-k unscaled, top-k) -------------------------------------------
+def _k_of(d, k=None, fraction=None):
+    """The number of kept values on a d-vector, from either parameterization (traced-friendly)."""
+    return jnp.asarray(k, jnp.float32) if fraction is None else _k_from_fraction(fraction, d)
+
+
+def _random_k_omega(d, scaled, k=None, fraction=None):
+    """d / k - 1: the variance of the scaled (unbiased) random-k."""
+    del scaled
+    return d / _k_of(d, k, fraction) - 1.0
+
+
+def _k_over_d(d, *unused, k=None, fraction=None):
+    """k / d: the contraction of top-k (always) and of the unscaled random-k (in expectation)."""
+    del unused
+    return _k_of(d, k, fraction) / d
+
+
 # ---- Compressor.check(d) ---------------------------------------------------------------------------------------------
 def _random_k_check(d, scaled, k):
     del scaled
@@ -161,8 +185,9 @@ def _k_params(name, k, fraction, d):
 def random_k(k=None, *, fraction=None, scaled: bool = True, d: int | None = None) -> Compressor:
     """Random-k sparsification: keep k coordinates drawn uniformly without replacement.
 
-    ``scaled=True`` multiplies the kept values by d/k: unbiased, with E||C(x) - x||^2 = (d/k - 1) ||x||^2.
-    ``scaled=False`` keeps them as they are: biased, a contraction in expectation, E||C(x) - x||^2 = (1 - k/d) ||x||^2.
+    ``scaled=True`` multiplies the kept values by d/k: unbiased, with E||C(x) - x||^2 = (d/k - 1) ||x||^2 (``omega``).
+    ``scaled=False`` keeps them as they are: biased, a contraction in expectation, E||C(x) - x||^2 = (1 - k/d) ||x||^2
+    (``delta = k/d``); it is the scaled one rescaled by 1 / (1 + omega) (Koloskova et al. 2019's ``random-biased``).
     A message is k float32 values plus k indices of ceil(log2 d) bits.
 
     Args:
@@ -180,13 +205,14 @@ def random_k(k=None, *, fraction=None, scaled: bool = True, d: int | None = None
     else:  # k = max(1, round(fraction d)) <= d for every d
         fn, bits_fn, check_fn = _random_k_fraction_fn, _random_k_fraction_bits, None
     return Compressor(params, "random_k" if scaled else "random_k_unscaled", fn, bits_fn, unbiased=scaled,
-                      static=(scaled,), check_fn=check_fn)
+                      static=(scaled,), check_fn=check_fn, omega_fn=_random_k_omega if scaled else None,
+                      delta_fn=None if scaled else _k_over_d)
 
 
 def top_k(k=None, *, fraction=None, d: int | None = None) -> Compressor:
     """Top-k sparsification: keep the k coordinates of largest magnitude (survey Sec. 3.2); biased, deterministic.
 
-    A contraction: ||C(x) - x||^2 <= (1 - k/d) ||x||^2 for every x. Ties are broken by index (the lower index wins),
+    A contraction: ||C(x) - x||^2 <= (1 - k/d) ||x||^2 for every x (``delta = k/d``). Ties are broken by index (the lower index wins),
     so exactly k values are kept. A message is k float32 values plus k indices of ceil(log2 d) bits.
 
     Args:
@@ -200,4 +226,4 @@ def top_k(k=None, *, fraction=None, d: int | None = None) -> Compressor:
         fn, bits_fn, check_fn = _top_k_fn, _top_k_bits, _top_k_check
     else:  # k = max(1, round(fraction d)) <= d for every d
         fn, bits_fn, check_fn = _top_k_fraction_fn, _top_k_fraction_bits, None
-    return Compressor(params, "top_k", fn, bits_fn, unbiased=False, check_fn=check_fn)
+    return Compressor(params, "top_k", fn, bits_fn, unbiased=False, check_fn=check_fn, delta_fn=_k_over_d)

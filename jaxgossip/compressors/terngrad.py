@@ -29,6 +29,12 @@ def _terngrad_fn(key, x, bucket):
     return from_buckets(jnp.where(jnp.isfinite(s), out, jnp.full_like(v, jnp.nan)), x)
 
 
+def _terngrad_omega(d, bucket):
+    """sqrt(B) - 1, B = min(bucket, d): s ||x||_1 - ||x||^2 with s <= ||x||_2 and ||x||_1 <= sqrt(B) ||x||_2."""
+    size = d if bucket is None else min(bucket, d)
+    return float(size) ** 0.5 - 1.0
+
+
 def _terngrad_bits(d, bucket):
     return TERNARY_BITS * d + FLOAT_BITS * n_buckets(d, bucket)
 
@@ -36,16 +42,18 @@ def _terngrad_bits(d, bucket):
 def terngrad(bucket: int | None = None) -> Compressor:
     """TernGrad (Wen et al. 2017, eq. 5): C(x)_i = s sign(x_i) b_i with b_i ~ Bernoulli(|x_i| / s), s = max_j |x_j|.
 
-    Unbiased, E||C(x) - x||^2 = s ||x||_1 - ||x||_2^2. A message is 2 bits per value plus one float32 s per bucket.
+    Unbiased, E||C(x) - x||^2 = s ||x||_1 - ||x||_2^2 <= (sqrt(d) - 1) ||x||^2 (``omega(d)``; d the bucket size with
+    buckets). A message is 2 bits per value plus one float32 s per bucket.
     (The paper's optional gradient clipping at 2.5 standard deviations is a training trick, not part of the
     compressor, and is left out: it would make the compressor biased.)
 
     Note:
-      ALGORITHMS.md lists TernGrad among the biased compressors; TernGrad's stochastic ternarization is unbiased
-      (Wen et al. 2017, eq. 5), so ``unbiased=True`` here.
+      TernGrad's stochastic ternarization is unbiased (Wen et al. 2017, eq. 5), so ``unbiased=True`` here (as
+      ALGORITHMS.md lists it; an earlier version of it listed TernGrad among the biased compressors).
 
     Args:
       bucket: optional bucket size; each bucket of that many consecutive values gets its own s (static).
     """
     check_bucket("terngrad", bucket)
-    return Compressor({}, "terngrad", _terngrad_fn, _terngrad_bits, unbiased=True, static=(bucket,))
+    return Compressor({}, "terngrad", _terngrad_fn, _terngrad_bits, unbiased=True, static=(bucket,),
+                      omega_fn=_terngrad_omega)
