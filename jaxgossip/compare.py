@@ -20,8 +20,12 @@ import numpy as np
 
 from jaxgossip.algorithms._base import Algorithm
 from jaxgossip.result import _jsonable, atomic_write
-from jaxgossip.simulate import _hyper_summary, divergence_limits, prepare
-from jaxgossip.sweep import _apply, _problems_for, grid_name, hp_column, sweep
+from jaxgossip._record import plain_json
+from jaxgossip.problems._base import Problem
+from jaxgossip.simulate import (_hyper_summary, algorithm_record, divergence_limits, prepare, problem_record,
+                                reported_metrics, topology_record)
+from jaxgossip.sweep import (_apply, _problems_for, check_seeds, grid_name, grid_values, hp_column, sweep,
+                             validate_grid)
 
 __all__ = ["compare", "Comparison", "CRITERIA", "best_configs", "time_to_target"]
 
@@ -208,15 +212,37 @@ def compare(problem, algorithms: dict, topology=None, *, steps: int, seeds=(0, 1
     if not isinstance(algorithms, dict) or not algorithms:
         raise ValueError("compare: algorithms must be a non-empty dict {label: (algorithm, grid)}.")
     specs = {str(label): _split(label, spec) for label, spec in algorithms.items()}
-    seeds = [int(s) for s in np.atleast_1d(seeds)]
+    if len(specs) != len(algorithms):
+        raise ValueError(f"compare: two labels of algorithms read the same as text: {list(algorithms)}.")
+    seeds = check_seeds("seeds", seeds)
     divergence_limits(divergence_threshold, consensus_threshold)
+    if target is not None and (isinstance(target, (bool, str)) or not np.ndim(target) == 0
+                               or not np.isfinite(float(target))):
+        raise ValueError(f"compare: target must be a finite number or None, got {target!r}.")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"compare: batch_size must be a positive integer or None, got {batch_size!r}.")
+    if not isinstance(progress, (bool, np.bool_)):
+        raise ValueError(f"compare: progress must be True or False, got {progress!r}.")
     data_of, problems = _problems_for(problem, seeds, data_seeds)
     problem0 = problems[data_of[seeds[0]]] if data_of else problem
+    if not isinstance(problem0, Problem):
+        raise ValueError(f"compare: problem must be a jg.problems.Problem or a factory seed -> Problem, got "
+                         f"{type(problem0).__name__}.")
     if metric is None:
         metric = "suboptimality" if getattr(problem0, "f_star", None) is not None else "loss"
+    measured = [m for m in _FINAL_METRICS if m in reported_metrics(problem0)]
+    if metric not in measured:
+        raise ValueError(f"compare: metric must be one of the metrics {problem0.name} reports, {measured}; got "
+                         f"{metric!r}.")
     higher = metric in _HIGHER_IS_BETTER
     source = (lambda s: problems[s]) if data_of else problem  # the factory is called once per data seed
     kw = dict(steps=steps, eval_every=eval_every, network=network, compute=compute, backend=backend)
+    preps = {}
+    for label, (algo, grid) in specs.items():  # every label's grid and inputs, before any sweep compiles
+        columns = {hp_column(k): grid_values(k, v) for k, v in grid.items()}
+        validate_grid(algo, columns, problem0.d, problem0.n)
+        topo0 = columns[hp_column("topology")][0] if hp_column("topology") in columns else topology
+        preps[label] = prepare(problem0, algo, topo0, seed=0, shard=False, **kw)
     frames, scores, runs_by_label = [], [], {}
     for label, (algo, grid) in specs.items():
         df = sweep(source, {label: algo}, topology, grid=grid, seeds=seeds, batch_size=batch_size,
@@ -235,7 +261,12 @@ def compare(problem, algorithms: dict, topology=None, *, steps: int, seeds=(0, 1
                 finals.append(-sc.loc[i, "score"] if higher else sc.loc[i, "score"])
         target = (min(finals) if higher else max(finals)) if finals else None
     tuning_rows, table_rows, best, curves, run_configs = [], [], {}, [], []
-    base = prepare(problem0, next(iter(specs.values()))[0], topology, seed=0, shard=False, **kw).config
+    base = dict(next(iter(preps.values())).config)
+    limits = [float(v) for v in divergence_limits(divergence_threshold, consensus_threshold)]
+    divergence = plain_json({"loss": limits[0], "consensus": limits[1]})
+    # what made each data seed's data (a factory redraws them per seed): every run's record carries its own
+    records = {ds: {"problem_spec": p.spec.record() if p.spec is not None else None,
+                    "problem_data": problem_record(p)} for ds, p in problems.items()}
     for label, (algo, grid) in specs.items():
         df = runs_by_label[label]
         per_run = _per_run(df, metric, target, higher)
@@ -262,7 +293,8 @@ def compare(problem, algorithms: dict, topology=None, *, steps: int, seeds=(0, 1
                 mask &= (df[k] == sc.loc[i, k]).to_numpy()
             point_obj = {hp_column(k): _grid_value(grid, k, v) for k, v in point.items()}
             applied = _apply(algo, {k: v for k, v in point_obj.items() if grid_name(k) != "topology"})
-            best[label] = {"algorithm": algo.name, "grid_point": point, "hyper": _hyper_summary(applied.hyper),
+            best[label] = {"algorithm": algo.name, "grid_point": point,
+                           "hyper": _hyper_summary(applied.hyper, applied.optimizer),
                            "score": float(sc.loc[i, "score"]), "criterion": crit}
             row["best"] = ", ".join(f"{k}={_fmt(v)}" for k, v in point.items()) or "(no grid)"
             for m in _FINAL_METRICS:
@@ -282,18 +314,24 @@ def compare(problem, algorithms: dict, topology=None, *, steps: int, seeds=(0, 1
             applied = _apply(algo, {hp_column(k): _grid_value(grid, hp_column(k), v) for k, v in point.items()
                                     if k != "topology"})
             seed = int(r["seed"])
-            run_configs.append({**base, "label": label, "seed": seed, "data_seed": data_of.get(seed),
-                                "topology": point.get("topology", base["topology"]),
-                                "algorithm": {"name": algo.name, **_hyper_summary(applied.hyper)},
-                                "grid_point": point, "diverged": bool(r["diverged"]),
-                                "final": {m: r[m] for m in _FINAL_METRICS if m in r}})
-    config = {**{k: v for k, v in base.items() if k not in ("algorithm", "seed", "kind")}, "seeds": seeds,
+            run = {**preps[label].config, "label": label, "seed": seed, "data_seed": data_of.get(seed),
+                   **(records[data_of[seed]] if data_of else {}), "algorithm": algorithm_record(applied),
+                   "divergence": divergence, "grid_point": point, "diverged": bool(r["diverged"]),
+                   "final": {m: r[m] for m in _FINAL_METRICS if m in r}}
+            if "topology" in point:
+                graph = _grid_value(grid, hp_column("topology"), point["topology"])
+                run.update(topology=point["topology"], topology_weights=topology_record(graph), rho=float(graph.rho))
+            run_configs.append(run)
+    drop = ("algorithm", "seed", "kind") + (("problem_spec", "problem_data") if data_of else ())
+    config = {**{k: v for k, v in base.items() if k not in drop}, "seeds": seeds,
+              "problems": {str(ds): rec for ds, rec in records.items()} if data_of else None,
               "data_seeds": [data_of[s] for s in seeds] if data_of else None, "criterion": criterion,
               "metric": metric, "target": target,
               "grids": {label: {grid_name(k): [_plain(v) for v in np.atleast_1d(vals)] if grid_name(k) != "topology"
                                 else [getattr(v, "name", str(v)) for v in vals] for k, vals in grid.items()}
                         for label, (_, grid) in specs.items()},
-              "algorithms": {label: {"name": a.name, **_hyper_summary(a.hyper)} for label, (a, _) in specs.items()},
+              "algorithms": {label: {"name": a.name, **_hyper_summary(a.hyper, a.optimizer)}
+                             for label, (a, _) in specs.items()},
               "divergence": [float(v) for v in divergence_limits(divergence_threshold, consensus_threshold)]}
     table = pd.DataFrame(table_rows)
     curves_df = pd.concat(curves, ignore_index=True) if curves else frames[0].iloc[:0]

@@ -14,6 +14,7 @@ import inspect
 import itertools
 import json
 import os
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -33,18 +34,32 @@ __all__ = ["sweep", "estimate_memory", "expand_grid", "validate_grid", "hp_colum
 _STATE_FACTOR = 8  # live copies of the state in one step (state, new state, gradients, messages, temporaries)
 
 
+def grid_values(key, values) -> list:
+    """One grid key's values as a list: a list, tuple, range or 1-D array of them. A single value (``{"lr": 0.1}``)
+    is refused: it is not a sweep, and a string would otherwise be swept letter by letter; write ``{"lr": [0.1]}`` or
+    set the value on the algorithm.
+
+    Raises:
+      ValueError: naming the grid key.
+    """
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        values = values.tolist()
+    if not isinstance(values, (list, tuple, range)):
+        raise ValueError(f"sweep: grid[{key!r}] must be a list of values, got {values!r} ({type(values).__name__}); "
+                         f"write grid={{{key!r}: [{values!r}]}} for one value, or set it on the algorithm.")
+    values = list(values)
+    if not values:
+        raise ValueError(f"sweep: grid[{key!r}] is empty.")
+    return values
+
+
 def expand_grid(grid: dict) -> list[dict]:
-    """The Cartesian product of ``{name: values}`` as a list of ``{name: value}`` (in the order given)."""
+    """The Cartesian product of ``{name: values}`` as a list of ``{name: value}`` (in the order given); every value
+    list checked by :func:`grid_values` (a single value that is not in a list is refused)."""
     if not isinstance(grid, dict):
         raise ValueError(f"sweep: grid must be a dict of name -> list of values, got {type(grid).__name__}.")
     names = list(grid)
-    values = []
-    for k in names:
-        v = grid[k]
-        v = list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v]
-        if not v:
-            raise ValueError(f"sweep: grid[{k!r}] is empty.")
-        values.append(v)
+    values = [grid_values(k, grid[k]) for k in names]
     return [dict(zip(names, combo)) for combo in itertools.product(*values)]
 
 
@@ -97,18 +112,41 @@ def validate_grid(algorithm: Algorithm, grid: dict, d: int, n: int | None = None
     the value); a compressor parameter ``compressor.<p>`` through the compressor's factory
     (``jaxgossip.compressors.REGISTRY[name]``, with ``d=`` where it takes one, so top-k's ``k <= d`` is checked) and
     the compressor's ``check(d)`` where it has one; ``topology`` values must be topologies of n workers. Raises a
-    ValueError naming the grid key and the value.
+    ValueError naming the grid key and the value (a single value not in a list included: :func:`grid_values`). A key
+    that cannot change the run is refused too (:func:`_check_effect`): no grid key is accepted and then ignored.
     """
+    if not isinstance(grid, dict):
+        raise ValueError(f"sweep: grid must be a dict of name -> list of values, got {type(grid).__name__}.")
     for key, values in grid.items():
         name = grid_name(key)
         if name in ("seed", "data_seed"):
             raise ValueError(f"sweep: {key!r} cannot be a grid key; pass seeds=[...] (and data_seeds=) instead.")
+        values = grid_values(key, values)
         _apply(algorithm, {key: 0.0 if name != "topology" else None})  # the name exists (clear error otherwise)
         for value in values:
             try:
                 _check_value(algorithm, name, value, d, n)
             except ValueError as e:
                 raise ValueError(f"sweep: grid[{key!r}] value {value!r} is not allowed: {e}") from None
+    _check_effect(algorithm, grid)
+
+
+def _check_effect(algorithm: Algorithm, grid: dict) -> None:
+    """Refuse a grid key that cannot change the run (every row would be the same run under another label): a
+    ``topology`` for an algorithm that never gossips, and the hyperparameters the algorithm, with the grid's keys set,
+    only range-checks (:func:`jaxgossip.algorithms._base.inert_hyperparameters`)."""
+    from jaxgossip.algorithms._base import inert_hyperparameters
+
+    names = {grid_name(k): k for k in grid}
+    if "topology" in names and algorithm.kind != "decentralized":
+        raise ValueError(f"sweep: grid[{names['topology']!r}] would not change the run: {algorithm.name} is "
+                         f"{algorithm.kind} (it averages exactly and never mixes over a graph); remove it from the "
+                         f"grid.")
+    first = {k: np.atleast_1d(v)[0] for k, v in grid.items() if grid_name(k) != "topology" and "." not in grid_name(k)}
+    inert = inert_hyperparameters(_apply(algorithm, first) if first else algorithm)
+    for name, key in names.items():
+        if name in inert:
+            raise ValueError(f"sweep: grid[{key!r}] would not change the run of {algorithm.name}: {inert[name]}.")
 
 
 def _check_value(algorithm, name, value, d, n):
@@ -317,7 +355,10 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
       grid: ``{name: values}`` over traced hyperparameters: the algorithm's (``"lr"``, ``"consensus"``, ...), a
         compressor parameter as ``"compressor.bits"``, and ``"topology"`` (mixing matrices with the same n and
         structure). Every value is checked as the factory checks its argument, before anything compiles (see
-        :func:`validate_grid`); a key may also be written with its column prefix (``"hp.lr"``).
+        :func:`validate_grid`); a key may also be written with its column prefix (``"hp.lr"``). A key that would not
+        change the run is refused (``topology`` for a centralized or star algorithm; IADE's ``L`` once ``eta`` is
+        given). With an optax optimizer that holds its own learning rate, ``"lr"`` multiplies its update, so
+        sweeping it sweeps the effective step.
       seeds: run seeds: the keys of every random draw inside a run (minibatches, stochastic compressors, gradient
         noise, compute times).
       data_seeds: with a problem factory: the seed the factory is called with for each run seed (a list as long as
@@ -351,28 +392,42 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
     import pandas as pd
 
     algos = _as_algorithms(algorithm)
+    if grid is not None and not isinstance(grid, dict):
+        raise ValueError(f"sweep: grid must be a dict of name -> list of values, got {type(grid).__name__}.")
     grid = dict(grid or {})
-    seeds = [int(s) for s in np.atleast_1d(seeds)]
-    if not seeds or min(seeds) < 0:
-        raise ValueError(f"sweep: seeds must be non-negative integers, got {seeds!r}.")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+    seeds = check_seeds("seeds", seeds)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"sweep: batch_size must be a positive integer or None, got {batch_size!r}.")
+    if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer))
+                                     or memory_limit < 1):
+        raise ValueError(f"sweep: memory_limit must be a positive number of bytes or None, got {memory_limit!r}.")
+    for name, flag in (("shard_sweep", shard_sweep), ("progress", progress)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"sweep: {name} must be True or False, got {flag!r}.")
     limits = divergence_limits(divergence_threshold, consensus_threshold)
+    resume = _check_resume(resume)
     data_of, problems = _problems_for(problem, seeds, data_seeds)
     problem0 = problems[data_of[seeds[0]]] if data_of else problem
-    grid = {hp_column(k): v for k, v in grid.items()}
-    if len(grid) != len(set(grid)):
-        raise ValueError(f"sweep: grid keys name the same hyperparameter twice: {sorted(grid)}.")
+    names = [hp_column(k) for k in grid]
+    if len(names) != len(set(names)):
+        raise ValueError(f"sweep: grid keys name the same hyperparameter twice: {sorted(map(str, grid))}.")
+    grid = {hp_column(k): grid_values(k, v) for k, v in grid.items()}
     points = expand_grid(grid) if grid else [{}]
     topologies = grid.get(hp_column("topology"))
+    topo0 = topologies[0] if topologies else topology
+    preps = {}
+    for label, algo in algos.items():  # every algorithm's grid and inputs, before anything compiles
+        validate_grid(algo, grid, problem0.d, problem0.n)
+        preps[label] = prepare(problem0, algo, topo0, steps=steps, seed=0, eval_every=eval_every, network=network,
+                               compute=compute, backend=backend, shard=False)
     done = pd.read_csv(resume) if resume and os.path.exists(resume) else None
     finished = set(done["config_key"]) if done is not None else set()
     frames = [done] if done is not None else []
+    if resume:  # the inputs that make the rows, beside the CSV: a resume with other inputs is refused, naming them
+        inputs = _resume_inputs(resume, preps, problems, limits, done)
+        atomic_write(inputs_path(resume), json.dumps(inputs, indent=1))
     for label, algo in algos.items():
-        topo0 = topologies[0] if topologies else topology
-        validate_grid(algo, grid, problem0.d, problem0.n)  # every value, before anything compiles
-        prep = prepare(problem0, algo, topo0, steps=steps, seed=0, eval_every=eval_every, network=network,
-                       compute=compute, backend=backend, shard=False)
+        prep = preps[label]
         todo = [(p, s) for p in points for s in seeds
                 if not finished or _config_key(label, p, s, data_of.get(s)) not in finished]
         for group in _groups(todo, data_of, problems, algo):
@@ -399,8 +454,110 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
     return pd.concat(frames, ignore_index=True)
 
 
+def check_seeds(name: str, seeds) -> list[int]:
+    """Seeds as a non-empty list of integers >= 0 (one integer is a list of one); floats, bools and strings are
+    refused (``int(1.5)`` would silently run seed 1).
+
+    Raises:
+      ValueError: naming the argument.
+    """
+    values = np.atleast_1d(np.asarray(seeds, dtype=object)).reshape(-1).tolist() if not isinstance(seeds, str) \
+        else [seeds]
+    bad = [s for s in values if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0]
+    if not values or bad:
+        raise ValueError(f"sweep: {name} must be non-negative integers, got {seeds!r}"
+                         f"{f' ({bad[0]!r} is not one)' if bad else ''}.")
+    return [int(s) for s in values]
+
+
+def _check_resume(resume):
+    """The resume CSV path, checked before any configuration runs: a file path (not a directory, not below a file)
+    in a folder this process can write; an existing file must be a sweep's CSV (a ``config_key`` column)."""
+    if resume is None:
+        return None
+    from jaxgossip.checkpoint import check_path
+
+    if isinstance(resume, bool) or not isinstance(resume, (str, os.PathLike)) or not os.fspath(resume):
+        raise ValueError(f"sweep: resume must be a CSV file path or None, got {resume!r}.")
+    resume = os.fspath(resume)
+    if os.path.isfile(resume):
+        import pandas as pd
+
+        try:
+            columns = pd.read_csv(resume, nrows=1).columns
+        except Exception as e:  # noqa: BLE001 (pandas parser errors: not a sweep's CSV)
+            raise ValueError(f"sweep: resume {resume!r} exists but is not a sweep's CSV ({type(e).__name__}: {e}).") \
+                from None
+        if "config_key" not in columns:
+            raise ValueError(f"sweep: resume {resume!r} exists but is not a sweep's CSV (no config_key column); delete "
+                             "it or choose another path.")
+        folder = os.path.dirname(os.path.abspath(resume))
+        try:  # the CSV is replaced atomically: a temporary file in its folder, then a rename
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".csv")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as e:
+            raise ValueError(f"sweep: resume {resume!r}: cannot write in {folder!r} ({e.strerror or e}).") from None
+        return resume
+    try:
+        check_path(resume)
+    except ValueError as e:
+        raise ValueError(f"sweep: resume: {str(e).replace('checkpoint: ', '')}") from None
+    return resume
+
+
+def inputs_path(resume: str) -> str:
+    """The file beside a sweep's resume CSV that records the inputs of its rows (``<resume>.inputs.json``)."""
+    return f"{resume}.inputs.json"
+
+
+def _resume_inputs(resume, preps, problems, limits, done) -> dict:
+    """What made a sweep's rows: per label its run configuration (``Result.config`` without the seed), per data seed
+    its problem's record (a factory's), the divergence limits; merged with the record of the rows already in
+    ``resume``, which must agree where both say something.
+
+    Raises:
+      ValueError: naming ``resume`` and the keys that differ, or for rows that no record describes.
+    """
+    from jaxgossip._record import plain_json
+    from jaxgossip.checkpoint import _difference
+    from jaxgossip.simulate import problem_record
+
+    drop = ("seed",) + (("problem_spec", "problem_data") if problems else ())
+    now = {"labels": {label: {k: v for k, v in prep.config.items() if k not in drop} for label, prep in preps.items()},
+           "problems": {str(ds): {"problem_spec": p.spec.record() if p.spec is not None else None,
+                                  "problem_data": problem_record(p)} for ds, p in problems.items()},
+           "divergence": [float(v) for v in np.atleast_1d(limits)]}
+    now = json.loads(json.dumps(plain_json(now)))
+    if done is None or not len(done):
+        return now
+    path = inputs_path(resume)
+    if not os.path.isfile(path):
+        raise ValueError(f"sweep: resume {resume!r} holds rows but no record of the inputs that made them ({path}); it "
+                         "was written by hand or by an older jaxgossip: delete it or choose another path.")
+    with open(path) as f:
+        saved = json.load(f)
+    diffs = []
+    for label in sorted(set(map(str, done["label"].unique())) - set(saved.get("labels", {}))):
+        diffs.append(f"label {label!r}: no record")
+    for label, config in now["labels"].items():
+        if label in saved.get("labels", {}) and saved["labels"][label] != config:
+            diffs.append(f"{label}: {_difference(saved['labels'][label], config)}")
+    for ds, record in now["problems"].items():
+        if ds in saved.get("problems", {}) and saved["problems"][ds] != record:
+            diffs.append(f"data seed {ds}: {_difference(saved['problems'][ds], record)}")
+    if saved.get("divergence") != now["divergence"] and len(done):
+        diffs.append(f"divergence limits: saved {saved.get('divergence')}, now {now['divergence']}")
+    if diffs:
+        raise ValueError(f"sweep: resume {resume!r} holds rows made with other inputs ({'; '.join(diffs[:4])}); delete "
+                         "it or choose another path.")
+    return {"labels": {**saved.get("labels", {}), **now["labels"]},
+            "problems": {**saved.get("problems", {}), **now["problems"]}, "divergence": now["divergence"]}
+
+
 def _problems_for(problem, seeds, data_seeds):
-    """``(run seed -> data seed, data seed -> Problem)``; both empty for a plain Problem."""
+    """``(run seed -> data seed, data seed -> Problem)``; both empty for a plain Problem. A factory's problems must
+    agree in n, d and the samples' shape (only the largest share may differ, e.g. Dirichlet partitions)."""
     from jaxgossip.problems._base import Problem
 
     if isinstance(problem, Problem):
@@ -411,10 +568,11 @@ def _problems_for(problem, seeds, data_seeds):
     if not callable(problem):
         raise ValueError(f"sweep: problem must be a jg.problems.Problem or a factory seed -> Problem, got "
                          f"{type(problem).__name__}.")
-    data_seeds = seeds if data_seeds is None else [int(s) for s in np.atleast_1d(data_seeds)]
-    if len(data_seeds) != len(seeds) or min(data_seeds) < 0:
+    given = data_seeds
+    data_seeds = seeds if data_seeds is None else check_seeds("data_seeds", data_seeds)
+    if len(data_seeds) != len(seeds):
         raise ValueError(f"sweep: data_seeds must be non-negative integers, one per run seed ({len(seeds)}), got "
-                         f"{data_seeds!r}.")
+                         f"{given!r}.")
     data_of = dict(zip(seeds, data_seeds))
     problems = {}
     for ds in dict.fromkeys(data_seeds):
@@ -423,7 +581,28 @@ def _problems_for(problem, seeds, data_seeds):
             raise ValueError(f"sweep: the problem factory must return a jg.problems.Problem, got {type(p).__name__} "
                              f"for seed {ds}.")
         problems[ds] = p
+    _check_same_shapes(problems)
     return data_of, problems
+
+
+def _check_same_shapes(problems: dict) -> None:
+    """Refuse a factory whose problems differ in what the sweep builds once for all of them: the workers n (the
+    topology, the pricing), the parameters d (the grid's checks, the compressors), the samples' and labels' shapes."""
+    def shape(p):
+        return {"n": p.n, "d": p.d, "sample shape": tuple(p.data_x.shape[2:]), "label shape": tuple(p.data_y.shape[2:]),
+                "model state": jax.tree.structure(p.model_state) if p.has_model_state else None}
+
+    items = list(problems.items())
+    first_seed, first = items[0][0], shape(items[0][1])
+    for seed, p in items[1:]:
+        other = shape(p)
+        diff = [k for k in first if first[k] != other[k]]
+        if diff:
+            what = "; ".join(f"{k}: {first[k]} for data seed {first_seed}, {other[k]} for data seed {seed}"
+                             for k in diff)
+            raise ValueError(f"sweep: problem: the factory's problems differ in shape ({what}); a sweep runs one "
+                             "topology, grid and algorithm on them all, so n, d and the samples' shape must not depend "
+                             "on the seed (only the shares' sizes may).")
 
 
 #: Static fields of a Problem that may differ between the problems of one vmapped program: descriptions, and the

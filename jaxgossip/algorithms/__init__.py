@@ -1,7 +1,7 @@
 """Algorithms: one factory each, returning an :class:`Algorithm` (``jg.algorithms``); ``get(name, **kw)`` by name."""
 
 from jaxgossip._registry import build
-from jaxgossip.algorithms._base import Algorithm, Context
+from jaxgossip.algorithms._base import Algorithm, Context, LocalOptimizer, direction, updates
 from jaxgossip.algorithms.dpsgd import cpsgd, dpsgd, naive_compressed
 from jaxgossip.algorithms.iade import aiade, iade, iade_sgd
 from jaxgossip.algorithms.star_baselines import star_gd, star_nesterov, star_qgd
@@ -59,4 +59,4 @@ def get(name: str, **kwargs) -> Algorithm:
     return build("algorithm", REGISTRY, name, kwargs)
 
 
-__all__ = ["Algorithm", "Context", "get", "REGISTRY", *REGISTRY]
+__all__ = ["Algorithm", "Context", "LocalOptimizer", "direction", "updates", "get", "REGISTRY", *REGISTRY]

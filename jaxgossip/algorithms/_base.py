@@ -31,7 +31,8 @@ from jaxgossip.gossip import Mixing
 from jaxgossip.problems._base import Problem
 
 __all__ = ["Algorithm", "Context", "split_key", "local_direction", "init_optimizer", "KINDS", "hyper_at", "local_update",
-           "LocalOptimizer", "updates", "direction", "describe_transform"]
+           "LocalOptimizer", "updates", "direction", "describe_transform", "resolve_lr", "lr_role",
+           "inert_hyperparameters"]
 
 #: ``decentralized`` algorithms gossip over the topology; ``centralized`` ones average exactly (AllReduce or server);
 #: ``star`` ones talk to one server.
@@ -57,7 +58,9 @@ class Algorithm:
       name: static name.
       init_fn, step_fn: static pure functions (see the module docstring).
       kind: static, one of KINDS.
-      optimizer: static optax transformation giving the local update direction at unit step size, or None for SGD.
+      optimizer: static :class:`LocalOptimizer` (an optax transformation and its convention), or None for SGD. In the
+        ``"direction"`` convention ``lr`` is the step size; in the ``"updates"`` convention it multiplies the
+        optimizer's own update (see :func:`resolve_lr`).
       check_fn: optional static ``check_fn(algorithm, problem, topology)`` that ``simulate`` calls before compiling
         (e.g. to warn when a theoretical condition fails); None for no check.
     """
@@ -114,6 +117,10 @@ class Algorithm:
                 parts.append(f"{k}={float(v):g}")
             except (TypeError, ValueError):
                 parts.append(f"{k}={v!r}")
+            if k == "lr" and is_updates(self.optimizer):
+                parts[-1] += " (multiplier of the optimizer's update)"
+        if self.optimizer is not None:
+            parts.append(f"optimizer={self.optimizer!r}")
         return f"{self.name}({', '.join(parts)})"
 
 
@@ -172,10 +179,15 @@ CONVENTIONS = ("direction", "updates")
 class LocalOptimizer:
     """A worker's local optax transformation and what its output means.
 
-    ``convention="updates"``: optax's own (``optax.sgd(0.1, momentum=0.9)``, ``optax.adamw(1e-3)``): the update is
-    *added* to the model (``apply_updates`` is p + u) and holds its learning rate; the algorithm's ``lr`` is not used.
+    ``convention="updates"``: optax's own (``optax.sgd(0.1, momentum=0.9)``, ``optax.adamw(1e-3)``): the update u
+    holds its learning rate and sign (``apply_updates`` is p + u); the model moves by ``lr * u``, the algorithm's
+    ``lr`` being a *multiplier* of the optimizer's own update (default 1: optax's step as it is). Sweeping ``"lr"``
+    therefore sweeps the effective step (``lr`` x the optimizer's learning rate) in one compiled program.
     ``convention="direction"``: a ``scale_by_*`` / ``trace`` transformation at unit step size; the model moves by
-    ``-lr * direction``.
+    ``-lr * direction``, ``lr`` being the step size (the factory's default when not given).
+
+    The factories resolve ``lr=None`` by :func:`resolve_lr`; ``Result.config`` records which of the two ``lr`` is
+    (:func:`lr_role`).
     """
 
     tx: Any
@@ -193,34 +205,14 @@ class LocalOptimizer:
 
 
 def describe_transform(tx) -> str:
-    """A readable description of an optax transformation from its closures, e.g.
-    ``chain(trace(decay=0.9, nesterov=False), scale(step_size=-0.1))`` (so two runs with other optimizers have
-    other configurations)."""
+    """A description of an optax transformation with every number it holds, read recursively from its closures
+    (schedules included: ``optax.adam(optax.cosine_decay_schedule(1e-3, 100))`` shows ``init_value=0.001,
+    decay_steps=100``), e.g. ``chain(update_fns=(... trace(decay=0.9, nesterov=False) ... scale(step_size=-0.1)))``:
+    two runs with other optimizers or other schedules have other configurations (see
+    :func:`jaxgossip._record.describe_transformation`)."""
+    from jaxgossip._record import describe_transformation
 
-    def walk(fn, depth=0):
-        if depth > 8 or not callable(fn):
-            return repr(fn)
-        name = getattr(fn, "__qualname__", type(fn).__name__).split(".<locals>")[0]
-        cells = zip(getattr(getattr(fn, "__code__", None), "co_freevars", ()), getattr(fn, "__closure__", None) or ())
-        parts = []
-        for var, cell in cells:
-            try:
-                v = cell.cell_contents
-            except ValueError:
-                continue
-            if isinstance(v, (bool, int, float, str)) or v is None:
-                parts.append(f"{var}={v!r}")
-            elif isinstance(v, (tuple, list)) and v and all(callable(f) for f in v):
-                parts.extend(walk(f, depth + 1) for f in v)
-            elif hasattr(v, "update") and callable(getattr(v, "update")):
-                parts.append(walk(v.update, depth + 1))
-            elif callable(v) and getattr(v, "__qualname__", "").endswith("update_fn"):
-                parts.append(walk(v, depth + 1))
-            elif callable(v):
-                parts.append(f"{var}={getattr(v, '__qualname__', type(v).__name__).split('.<locals>')[0]}")
-        return f"{name}({', '.join(parts)})"
-
-    return walk(tx.update)
+    return describe_transformation(tx)
 
 
 def _convention(name, tx):
@@ -286,9 +278,54 @@ def check_optimizer(name, optimizer):
     return optimizer
 
 
+def is_updates(optimizer) -> bool:
+    """Whether ``optimizer`` returns optax updates (holding their own learning rate and sign)."""
+    return optimizer is not None and getattr(optimizer, "convention", "direction") == "updates"
+
+
+def resolve_lr(name: str, lr, optimizer, default):
+    """The ``lr`` a factory stores: ``lr`` itself when given, else 1 (a multiplier of the optimizer's own update) for an
+    optimizer in the ``"updates"`` convention (``optax.sgd(0.05, momentum=0.9)``, ``optax.adam(1e-2)``), else the
+    factory's ``default`` step size (plain SGD and direction transforms).
+
+    So ``lr`` acts for every optimizer (see :class:`LocalOptimizer`): with ``optax.adam(1e-2)`` and ``lr=0.5`` the
+    model moves by half of Adam's update, and a sweep over ``"lr"`` sweeps the effective step.
+
+    Args:
+      name: the factory's name (for errors).
+      lr: the factory's ``lr`` argument (a number, a schedule, or None).
+      optimizer: the factory's optimizer, already through :func:`check_optimizer` (a raw optax transformation is
+        checked here).
+      default: the factory's default step size for plain SGD and direction transforms.
+    """
+    if optimizer is not None and not isinstance(optimizer, LocalOptimizer):
+        optimizer = check_optimizer(name, optimizer)
+    if lr is not None:
+        return lr
+    return 1.0 if is_updates(optimizer) else default
+
+
+def lr_role(optimizer) -> str:
+    """What ``lr`` means for this optimizer, as ``Result.config`` records it next to the value."""
+    return "multiplier of the optimizer's update" if is_updates(optimizer) else "step size"
+
+
 def local_update(algo, U, t):
-    """What a worker subtracts from its model for local direction U at step t: ``lr(t) * U``, or ``-U`` when the
-    optimizer returns optax updates (which hold their own learning rate and sign)."""
-    if algo.optimizer is not None and getattr(algo.optimizer, "convention", "direction") == "updates":
-        return -U
+    """What a worker subtracts from its model for local direction U at step t: ``lr(t) * U``; for an optimizer in the
+    ``"updates"`` convention (optax updates, holding their learning rate and sign) ``-lr(t) * U``, ``lr`` being a
+    multiplier of the optimizer's own update (default 1; see :func:`resolve_lr`)."""
+    if is_updates(algo.optimizer):
+        return -hyper_at(algo, "lr", t) * U
     return hyper_at(algo, "lr", t) * U
+
+
+#: Algorithm name -> ``fn(hyper) -> {hyperparameter: reason}``: the hyperparameters that, in this configuration, are
+#: only range-checked and never reach the steps (IADE's ``L`` once ``eta`` is given). ``jg.sweep`` refuses to sweep
+#: them (a sweep whose rows would all be the same run). Filled by the algorithms' modules.
+INERT = {}
+
+
+def inert_hyperparameters(algo) -> dict:
+    """``{hyperparameter: why it does not change the run}`` for ``algo`` as configured (see :data:`INERT`)."""
+    fn = INERT.get(algo.name)
+    return {} if fn is None else dict(fn(algo.hyper))

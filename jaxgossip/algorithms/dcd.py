@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer
+from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, resolve_lr
 from jaxgossip.algorithms._base import error_feedback_hint
 from jaxgossip.algorithms.dpsgd import SGDState, _init, local_step
 from jaxgossip.compressors._base import Compressor, compress_rows
@@ -35,7 +35,7 @@ def check_compressor(name: str, compressor) -> Compressor:
     return compressor
 
 
-def dcd_psgd(lr=0.1, compressor: Compressor | None = None, optimizer=None) -> Algorithm:
+def dcd_psgd(lr=None, compressor: Compressor | None = None, optimizer=None) -> Algorithm:
     """DCD-PSGD (Tang, Gan, Zhang, Zhang, Liu, NeurIPS 2018, Alg. 1).
 
     Each worker takes the D-PSGD step, compresses the *difference* to its current model and sends it; all replicas
@@ -47,10 +47,14 @@ def dcd_psgd(lr=0.1, compressor: Compressor | None = None, optimizer=None) -> Al
     estimate of alpha violates it. With the identity compressor it is D-PSGD (``dpsgd(order="paper")``).
 
     Args:
-      lr: step size gamma (traced).
+      lr: step size gamma (traced), default 0.1; with an optax optimizer in the ``"updates"`` convention a multiplier
+        of the optimizer's own update, default 1 (see ``jg.algorithms.cpsgd``).
       compressor: an unbiased compressor C (Assumption 1.6), e.g. ``jg.compressors.quantize(bits=8)``.
-      optimizer: optional optax direction transformation (see ``jg.algorithms.cpsgd``).
+      optimizer: optional optax transformation, a direction or an optimizer with its own learning rate (see
+        ``jg.algorithms.cpsgd``).
     """
+    optimizer = check_optimizer("dcd_psgd", optimizer)
+    lr = resolve_lr("dcd_psgd", lr, optimizer, 0.1)
     hyper = {"lr": as_float("dcd_psgd", "lr", lr, 0), "compressor": check_compressor("dcd_psgd", compressor)}
-    return Algorithm(hyper, "dcd_psgd", _init, _dcd_step, "decentralized", check_optimizer("dcd_psgd", optimizer),
+    return Algorithm(hyper, "dcd_psgd", _init, _dcd_step, "decentralized", optimizer,
                      check_fn=_dcd_check)

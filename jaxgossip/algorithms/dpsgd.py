@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgossip.algorithms._base import (Algorithm, as_float, check_optimizer, init_optimizer, local_direction,
-                                        local_update)
+                                        local_update, resolve_lr)
 from jaxgossip.compressors._base import FLOAT_BITS, Compressor, compress_rows
 
 __all__ = ["cpsgd", "dpsgd", "naive_compressed", "SGDState", "local_step"]
@@ -28,7 +28,8 @@ def _init(algo, X0, ctx):
 
 def local_step(algo, state, key, ctx):
     """``lr(t) * U`` where U is the local direction at the current models (the stochastic gradient for plain SGD), or
-    ``-U`` for an optax optimizer's updates (see :func:`jaxgossip.algorithms._base.local_update`).
+    ``-lr(t) * U`` for an optax optimizer's updates, ``lr`` multiplying them (see
+    :func:`jaxgossip.algorithms._base.local_update`).
 
     Gradients use ``fold_in(key, 0)``'s per-worker keys; compressors should use ``fold_in(key, 1)`` and up.
     """
@@ -54,22 +55,26 @@ def _cpsgd_step_ps(algo, state, key, ctx):
     return _cpsgd_update(algo, state, key, ctx), cost
 
 
-def cpsgd(lr=0.1, pattern: str = "allreduce", optimizer=None) -> Algorithm:
+def cpsgd(lr=None, pattern: str = "allreduce", optimizer=None) -> Algorithm:
     """Centralized parallel (mini-batch) SGD: x_{t+1} = x_t - lr * mean_i g_i (Liu & Zhang, Sec. 2).
 
     All workers hold the same model; the average is exact, priced as a ring AllReduce or one parameter server.
 
     Args:
-      lr: step size gamma (traced).
+      lr: step size gamma (traced), default 0.1; with an optax optimizer in the ``"updates"`` convention, a multiplier
+        of the optimizer's own update, default 1 (see ``jg.algorithms._base.resolve_lr``).
       pattern: ``"allreduce"`` or ``"parameter_server"`` (static).
-      optimizer: optional optax transformation giving the direction at unit step size (``optax.scale_by_adam()``,
-        ``optax.trace(0.9)``); the update is ``-lr * direction``.
+      optimizer: optional optax transformation: a direction at unit step size (``optax.scale_by_adam()``,
+        ``optax.trace(0.9)``; the update is ``-lr * direction``) or an optax optimizer with its own learning rate
+        (``optax.sgd(0.05, momentum=0.9)``, ``optax.adam(1e-2)``; the update is ``lr`` times the optimizer's).
     """
     if pattern not in PATTERNS:
         raise ValueError(f"cpsgd: pattern must be one of {PATTERNS}, got {pattern!r}.")
     step = _cpsgd_step_allreduce if pattern == "allreduce" else _cpsgd_step_ps
+    optimizer = check_optimizer("cpsgd", optimizer)
+    lr = resolve_lr("cpsgd", lr, optimizer, 0.1)
     return Algorithm({"lr": as_float("cpsgd", "lr", lr, 0, low_open=False)}, "cpsgd", _init, step, "centralized",
-                     check_optimizer("cpsgd", optimizer))
+                     optimizer)
 
 
 # ---- D-PSGD ----------------------------------------------------------------------------------------------------------
@@ -89,22 +94,27 @@ def _dpsgd_step_survey(algo, state, key, ctx):
     return SGDState(x, opt), _gossip_cost(key, ctx, FLOAT_BITS * state.x.shape[1])
 
 
-def dpsgd(lr=0.1, order: str = "paper", optimizer=None) -> Algorithm:
+def dpsgd(lr=None, order: str = "paper", optimizer=None) -> Algorithm:
     """Decentralized parallel SGD (Lian et al. 2017).
 
     ``order="paper"``: X_{t+1} = W X_t - gamma G(X_t) (Tang et al. 2018, Sec. 3);
     ``order="survey"``: X_{t+1} = W (X_t - gamma G(X_t)) (Liu & Zhang, eq. 5.2).
 
     Args:
-      lr: step size gamma (traced).
+      lr: step size gamma (traced), default 0.1; with an optax optimizer in the ``"updates"`` convention
+        (``optax.sgd(0.05, momentum=0.9)``, ``optax.adam(1e-2)``) a multiplier of the optimizer's own update, default 1,
+        so sweeping ``"lr"`` sweeps the effective step.
       order: ``"paper"`` or ``"survey"`` (static).
-      optimizer: optional optax direction transformation (see :func:`cpsgd`).
+      optimizer: optional optax transformation, a direction or an optimizer with its own learning rate (see
+        :func:`cpsgd`).
     """
     if order not in ORDERS:
         raise ValueError(f"dpsgd: order must be one of {ORDERS}, got {order!r}.")
     step = _dpsgd_step_paper if order == "paper" else _dpsgd_step_survey
+    optimizer = check_optimizer("dpsgd", optimizer)
+    lr = resolve_lr("dpsgd", lr, optimizer, 0.1)
     return Algorithm({"lr": as_float("dpsgd", "lr", lr, 0, low_open=False)}, "dpsgd", _init, step, "decentralized",
-                     check_optimizer("dpsgd", optimizer))
+                     optimizer)
 
 
 # ---- naive compressed D-PSGD -----------------------------------------------------------------------------------------
@@ -117,14 +127,22 @@ def _naive_step(algo, state, key, ctx):
     return SGDState(x, opt), _gossip_cost(key, ctx, comp.bits(state.x.shape[1]))
 
 
-def naive_compressed(lr=0.1, compressor: Compressor | None = None, optimizer=None) -> Algorithm:
+def naive_compressed(lr=None, compressor: Compressor | None = None, optimizer=None) -> Algorithm:
     """Naive compressed D-PSGD (Tang et al. 2018, Sec. 3, Fig. 1): neighbours exchange compressed models,
 
         x_{t+1}^(i) = W_ii x_t^(i) + sum_{j != i} W_ij C(x_t^(j)) - gamma g_i.
 
     The compression error enters the models directly and never shrinks, so the iterates stall at an error floor.
+
+    Args:
+      lr: step size gamma (traced), default 0.1; with an optax optimizer in the ``"updates"`` convention a multiplier
+        of the optimizer's own update, default 1 (see :func:`cpsgd`).
+      compressor: the compressor C applied to the models sent.
+      optimizer: optional optax transformation (see :func:`cpsgd`).
     """
     if not isinstance(compressor, Compressor):
         raise ValueError("naive_compressed: compressor must be a jg.compressors.Compressor (e.g. quantize(bits=4)).")
-    return Algorithm({"lr": as_float("naive_compressed", "lr", lr, 0, low_open=False), "compressor": compressor}, "naive_compressed",
-                     _init, _naive_step, "decentralized", check_optimizer("naive_compressed", optimizer))
+    optimizer = check_optimizer("naive_compressed", optimizer)
+    lr = resolve_lr("naive_compressed", lr, optimizer, 0.1)
+    hyper = {"lr": as_float("naive_compressed", "lr", lr, 0, low_open=False), "compressor": compressor}
+    return Algorithm(hyper, "naive_compressed", _init, _naive_step, "decentralized", optimizer)

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import jax
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer
+from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer, resolve_lr
 from jaxgossip.algorithms.dcd import check_compressor
 from jaxgossip.algorithms.dpsgd import SGDState, local_step
 from jaxgossip.compressors._base import Compressor, compress_rows
@@ -37,7 +37,7 @@ def _ecd_step(algo, state, key, ctx):
     return ECDState(x, xhat, opt), cost
 
 
-def ecd_psgd(lr=0.1, compressor: Compressor | None = None, optimizer=None) -> Algorithm:
+def ecd_psgd(lr=None, compressor: Compressor | None = None, optimizer=None) -> Algorithm:
     """ECD-PSGD (Tang, Gan, Zhang, Zhang, Liu, NeurIPS 2018, Alg. 2, eqs. 3-4).
 
     Workers mix the neighbours' *estimates* and send a compressed extrapolation; with s the 1-based step counter,
@@ -51,9 +51,13 @@ def ecd_psgd(lr=0.1, compressor: Compressor | None = None, optimizer=None) -> Al
     iterates are D-PSGD's (``dpsgd(order="paper")``). The state is ``(x, xhat, opt)``.
 
     Args:
-      lr: step size gamma (traced).
+      lr: step size gamma (traced), default 0.1; with an optax optimizer in the ``"updates"`` convention a multiplier
+        of the optimizer's own update, default 1 (see ``jg.algorithms.cpsgd``).
       compressor: an unbiased compressor (Assumption 2), e.g. ``jg.compressors.quantize(bits=4)``.
-      optimizer: optional optax direction transformation.
+      optimizer: optional optax transformation, a direction or an optimizer with its own learning rate (see
+        ``jg.algorithms.cpsgd``).
     """
+    optimizer = check_optimizer("ecd_psgd", optimizer)
+    lr = resolve_lr("ecd_psgd", lr, optimizer, 0.1)
     hyper = {"lr": as_float("ecd_psgd", "lr", lr, 0), "compressor": check_compressor("ecd_psgd", compressor)}
-    return Algorithm(hyper, "ecd_psgd", _ecd_init, _ecd_step, "decentralized", check_optimizer("ecd_psgd", optimizer))
+    return Algorithm(hyper, "ecd_psgd", _ecd_init, _ecd_step, "decentralized", optimizer)

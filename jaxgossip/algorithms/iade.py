@@ -26,7 +26,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgossip.algorithms._base import Algorithm, as_float
+from jaxgossip.algorithms._base import INERT, Algorithm, as_float
 from jaxgossip.compressors.bounded import bits_for, encode, encode_random
 from jaxgossip.compressors._base import worker_keys
 
@@ -163,6 +163,19 @@ def _iade_step(algo, state, key, ctx):
     return new, star_cost(key, ctx, up, down, _full_batch(ctx))
 
 
+def _iade_inert(hyper):
+    """With ``eta`` given, L enters only the check of eta's range; with ``c_prime`` given too, so does mu."""
+    out = {}
+    if hyper["eta"] is not None:
+        out["L"] = "with eta given, L only checks eta <= 2 / (L + mu); the steps use eta"
+        if hyper["c_prime"] is not None:
+            out["mu"] = "with eta and c_prime given, mu only checks c_prime > 1 - eta mu; the steps use eta and c_prime"
+    return out
+
+
+INERT["iade"] = _iade_inert
+
+
 def _iade_check(algo, problem, topology):
     eta, c, c_prime = _iade_rates(algo.hyper, problem)
     L, mu = resolve_constants("iade", algo.hyper, problem)
@@ -185,7 +198,8 @@ def iade(s=1.0, c_prime=None, eta=None, L=None, mu=None) -> Algorithm:
       c_prime: the contraction c' in (c, 1) of the radii (traced); default (1 + c) / 2.
       eta: step size in (0, 2 / (L + mu)] (traced); default 2 / (L + mu). Alg. 1 writes the open interval; its
         Lemma 7.2 allows the end point, which gives the best c = (L - mu) / (L + mu).
-      L, mu: smoothness and strong convexity (traced); default: the problem's ``L`` and ``mu``.
+      L, mu: smoothness and strong convexity (traced); default: the problem's ``L`` and ``mu``. With ``eta`` given, L
+        only checks eta's range (and with ``c_prime`` given too, so does mu): ``jg.sweep`` refuses to sweep them then.
     """
     hyper = {"s": as_float("iade", "s", s, 0), "c_prime": _optional("iade", "c_prime", c_prime, 0, 1, True, True),
              "eta": _optional("iade", "eta", eta), "L": _optional("iade", "L", L), "mu": _optional("iade", "mu", mu)}
@@ -260,6 +274,16 @@ def _iade_sgd_step(algo, state, key, ctx):
     return new, star_cost(key, ctx, up, down, ctx.problem.batch_size)
 
 
+def _iade_sgd_inert(hyper):
+    """With ``c_prime`` given, mu enters only the check c < c_prime (the step uses rho L and c_prime)."""
+    if hyper["c_prime"] is not None:
+        return {"mu": "with c_prime given, mu only checks c_prime > 1 - mu / (rho L); the steps use rho, L and c_prime"}
+    return {}
+
+
+INERT["iade_sgd"] = _iade_sgd_inert
+
+
 def _iade_sgd_check(algo, problem, topology):
     _, _, c, c_prime = _sgd_rates(algo.hyper, problem)
     _check_rate("iade_sgd", "c_prime", c_prime, c)
@@ -279,7 +303,8 @@ def iade_sgd(rho=1.0, s=1.0, c_prime=None, L=None, mu=None) -> Algorithm:
         of least squares that interpolate, rho L = max sample ||a||^2 is safe.
       s: the quantization level s > 0 (traced).
       c_prime: the contraction c' in (c, 1) (traced); default (1 + c) / 2.
-      L, mu: smoothness and strong convexity (traced); default: the problem's.
+      L, mu: smoothness and strong convexity (traced); default: the problem's. With ``c_prime`` given, mu only checks
+        its range: ``jg.sweep`` refuses to sweep mu then.
     """
     hyper = {"rho": as_float("iade_sgd", "rho", rho, 1, low_open=False), "s": as_float("iade_sgd", "s", s, 0),
              "c_prime": _optional("iade_sgd", "c_prime", c_prime, 0, 1, True, True),

@@ -30,6 +30,13 @@ def _gd_eta(name, hyper, problem, dtype):
     return _cast(2.0 / (L + mu), dtype)
 
 
+def _check_eta_or_constants(name, eta, L, mu):
+    """L and mu only set the default step 2 / (L + mu): refuse them beside an explicit eta (they would be ignored)."""
+    if eta is not None and (L is not None or mu is not None):
+        raise ValueError(f"{name}: L and mu only set the default step size eta = 2 / (L + mu); with eta={eta!r} given "
+                         "they would be ignored. Pass eta, or L and mu, not both.")
+
+
 def _gd_check(name):
     def check(algo, problem, topology):
         if algo.hyper["eta"] is None:
@@ -57,8 +64,9 @@ def star_gd(eta=None, L=None, mu=None):
 
     Args:
       eta: step size (traced); default 2 / (L + mu) from the given or the problem's L and mu.
-      L, mu: used only for the default step size.
+      L, mu: used only for the default step size; refused together with ``eta``.
     """
+    _check_eta_or_constants("star_gd", eta, L, mu)
     hyper = {"eta": _optional("star_gd", "eta", eta), "L": _optional("star_gd", "L", L),
              "mu": _optional("star_gd", "mu", mu)}
     if L is not None and mu is not None:
@@ -123,8 +131,9 @@ def star_qgd(e=0.01, eta=None, L=None, mu=None):
     Args:
       e: the constant error radius > 0 (traced).
       eta: step size (traced); default 2 / (L + mu).
-      L, mu: used only for the default step size.
+      L, mu: used only for the default step size; refused together with ``eta``.
     """
+    _check_eta_or_constants("star_qgd", eta, L, mu)
     hyper = {"e": as_float("star_qgd", "e", e, 0), "eta": _optional("star_qgd", "eta", eta),
              "L": _optional("star_qgd", "L", L), "mu": _optional("star_qgd", "mu", mu)}
     if L is not None and mu is not None:
