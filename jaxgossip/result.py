@@ -64,8 +64,9 @@ class Result:
       diverged: True if the loss became non-finite or exploded.
       diverged_step: the step at which that was seen, else None.
       wall_time: seconds the run took on this machine (compile included).
-      state: the final algorithm state (kept in memory, not saved).
+      state: the final algorithm state (kept in memory, not saved); ``state.x`` the (n, d) final models.
       model_state: the final (n, ...) per-worker model state (BatchNorm statistics), or None (kept in memory).
+        :meth:`evaluate` evaluates the final models with it.
     """
 
     metrics: dict
@@ -91,6 +92,52 @@ class Result:
         v = np.asarray(self.metrics[name], dtype=float)
         ok = np.flatnonzero(np.isfinite(v))
         return float(v[ok[-1]]) if len(ok) else float("nan")
+
+    def evaluate(self, problem, X=None) -> dict:
+        """The metrics of this run's final models on ``problem``, with the run's final model state (BatchNorm
+        statistics): the numbers the run reported at its last evaluation (``res.evaluate(problem)["accuracy"] ==
+        res.final("accuracy")``), computed again after the run.
+
+        ``problem.evaluate(res.state.x)`` alone would use the initial statistics of a model with state (and refuses
+        to); this binds the run's own. The problem must be the run's: its recorded data, initial model and settings
+        (``config["problem_data"]``) are compared first.
+
+        Args:
+          problem: the :class:`jaxgossip.problems.Problem` the run used (its ``metrics`` pick which metrics).
+          X: optional (n, d) models to evaluate instead of the final ones, with the run's final model state.
+
+        Returns:
+          ``{metric: float}`` (``loss``, ``consensus``, ``accuracy``, ... as the problem reports them).
+
+        Raises:
+          ValueError: for a result without its final state (one loaded from disk keeps the metrics only), another
+            problem than the run's (naming what differs), or models of another shape.
+        """
+        from jaxgossip.problems._base import Problem
+        from jaxgossip.simulate import evaluate_models, problem_record
+
+        if not isinstance(problem, Problem):
+            raise ValueError(f"Result.evaluate: problem must be a jg.problems.Problem, got {type(problem).__name__}.")
+        if self.state is None:
+            raise ValueError("Result.evaluate: this result holds no final state (a Result loaded from disk keeps the "
+                             "metrics and the config only); evaluate the Result that simulate returned.")
+        recorded = self.config.get("problem_data")
+        if recorded is not None:
+            now = problem_record(problem)
+            diffs = [f"{k}: run {recorded.get(k)!r}, now {now.get(k)!r}" for k in sorted(set(recorded) | set(now))
+                     if recorded.get(k) != now.get(k)]
+            if diffs:
+                raise ValueError(f"Result.evaluate: problem is not the run's ({'; '.join(diffs[:4])}); pass the problem "
+                                 "the run used, or bind a state yourself: problem.replace(worker_state=res.model_state)"
+                                 ".evaluate(X).")
+        X = self.state.x if X is None else X
+        if tuple(np.shape(X)) != (problem.n, problem.d):
+            raise ValueError(f"Result.evaluate: X must have shape (n, d) = ({problem.n}, {problem.d}), got "
+                             f"{tuple(np.shape(X))}.")
+        if problem.has_model_state and self.model_state is None:
+            raise ValueError("Result.evaluate: the problem's model has state (BatchNorm statistics) but this result "
+                             "holds none: it is not a run of this problem.")
+        return evaluate_models(problem, X, self.model_state if problem.has_model_state else None)
 
     def to_pandas(self):
         """One row per evaluation; the label and seed as columns, so results concatenate into one tidy frame."""

@@ -43,8 +43,35 @@ def _warmup_cosine(t, warmup_steps, decay_steps, value, end_value):
     return jnp.where(t < warmup_steps, warm, cosine)
 
 
-def _from_callable(t, fn, scale):
+def _from_callable(t, fn, description, scale):
     return scale * fn(t)
+
+
+#: The steps at which a callable schedule is evaluated for its description (so a run's config shows its numbers).
+PROBE_STEPS = (0, 1, 10, 100, 1000, 10000, 100000)
+
+
+def _number_text(v) -> str:
+    """A float32 number's shortest exact text (``0.1``, not ``0.100000001``), or ``<traced>``."""
+    try:
+        return str(np.float32(float(v)))
+    except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
+        return "<traced>"
+
+
+def describe_callable_schedule(fn) -> str:
+    """A callable schedule with every number it holds: its closures read recursively (``cosine_decay_schedule(
+    init_value=0.001, decay_steps=100, ...)``) and its values at :data:`PROBE_STEPS` (which also catches numbers a
+    function reads from module globals), e.g. ``cosine_decay_schedule(...) at (0, 1, 10, ...) = (0.001, ...)``."""
+    from jaxgossip._record import describe_callable
+
+    text = describe_callable(fn)
+    try:
+        with jax.ensure_compile_time_eval():
+            values = [_number_text(np.asarray(fn(t))) for t in PROBE_STEPS]
+    except Exception:  # noqa: BLE001 (a schedule that only runs traced: its closures must do)
+        return text
+    return f"{text} at {PROBE_STEPS} = ({', '.join(values)})"
 
 
 @struct.dataclass
@@ -78,18 +105,13 @@ class Schedule:
         return self.replace(params={**self.params, key: value})
 
     def __repr__(self) -> str:
-        parts = []
-        for k, v in self.params.items():
-            try:
-                parts.append(f"{k}={float(v):g}")
-            except (TypeError, ValueError):
-                parts.append(f"{k}=<traced>")
+        parts = [f"{k}={_number_text(v)}" for k, v in self.params.items()]  # exact float32 numbers (configs)
         if self.name == "step_decay":
             parts.append(f"boundaries={tuple(self.static[0])}")
         elif self.name == "warmup_cosine":
             parts.append(f"warmup_steps={self.static[0]}, decay_steps={self.static[1]}")
         elif self.name == "callable":
-            parts.append(f"fn={getattr(self.static[0], '__qualname__', repr(self.static[0]))}")
+            parts.append(f"fn={self.static[1] if len(self.static) > 1 else self.static[0]}")
         return f"{self.name}({', '.join(parts)})"
 
 
@@ -132,10 +154,14 @@ def warmup_cosine(value: float, warmup_steps: int, decay_steps: int, end_value: 
 
 
 def from_callable(fn: Callable) -> Schedule:
-    """An optax schedule (or any ``count -> rate`` callable); its numbers are fixed, ``scale`` (1) is traced."""
+    """An optax schedule (or any ``count -> rate`` callable); its numbers are fixed, ``scale`` (1) is traced.
+
+    Its description (in ``repr`` and a run's config) holds every number it closes over and its values at a few steps
+    (:func:`describe_callable_schedule`), so two schedules with other numbers never share a configuration."""
     if not callable(fn):
         raise ValueError(f"from_callable: fn must be a callable count -> rate, got {type(fn).__name__}.")
-    return Schedule({"scale": to_device(1.0, np.float32)}, "callable", _from_callable, (fn,))
+    return Schedule({"scale": to_device(1.0, np.float32)}, "callable", _from_callable,
+                    (fn, describe_callable_schedule(fn)))
 
 
 def as_schedule(name: str, arg: str, value):

@@ -9,6 +9,7 @@ exploding loss freezes the state and marks the run diverged instead of raising.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any, NamedTuple
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from jaxgossip import gossip
 from jaxgossip._host import to_device
+from jaxgossip._record import describe_callable, plain_json
 from jaxgossip._threefry_cpu import run_jit
 from jaxgossip.algorithms._base import Algorithm, Context
 from jaxgossip.cost import ComputeModel, Network, Pricing
@@ -26,7 +28,7 @@ from jaxgossip.memory import check_fits
 from jaxgossip.problems.networks import check_problem
 from jaxgossip.result import Result
 from jaxgossip.shard_gossip import replicate
-from jaxgossip.topology import TimeVarying, Topology, complete
+from jaxgossip.topology import TimeVarying, Topology, complete, step_degrees
 
 __all__ = ["simulate", "prepare", "Prepared", "TRACE_COUNT", "worker_sharding", "memory_estimate"]
 
@@ -101,6 +103,18 @@ def _with_metrics(problem, metrics):
     return problem.replace(metrics=metrics)
 
 
+def reported_metrics(problem) -> list:
+    """The metric names a run of ``problem`` reports (its evaluation's outputs, with ``problem.metrics`` applied),
+    besides ``step``, ``bits`` and ``sim_time``: ``loss`` always, ``worker_accuracy`` as ``worker_accuracy_mean`` and
+    ``worker_accuracy_min``."""
+    want = ("loss",) + tuple(problem.metrics) if problem.metrics else METRICS
+    out = []
+    for m in METRICS:
+        if m in want and _has_metric(problem, m):
+            out += ["worker_accuracy_mean", "worker_accuracy_min"] if m == "worker_accuracy" else [m]
+    return out
+
+
 def _has_metric(problem, m):
     if m in ("test_loss",):
         return problem.test_x.shape[0] > 0
@@ -158,6 +172,10 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
         raise ValueError(f"simulate: network must be a jg.Network, got {type(network).__name__}.")
     if not isinstance(compute, ComputeModel):
         raise ValueError(f"simulate: compute must be a jg.ComputeModel, got {type(compute).__name__}.")
+    try:
+        compute.check(problem.n)  # per-worker arrays against n, before compiling (not at trace time)
+    except ValueError as e:
+        raise ValueError(f"simulate: compute: {e}") from None
     problem = _with_metrics(problem, metrics)
     check_problem(problem, "simulate")
     algorithm = bind_compressors(algorithm, problem)
@@ -165,6 +183,7 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
         raise ValueError(f"simulate: {algorithm.name} updates one worker per event, which per-worker model state "
                          f"(BatchNorm statistics) does not support yet; use a model without mutable state (GroupNorm, "
                          f"LayerNorm) or a synchronous algorithm.")
+    check_graph_contract(algorithm, topology)
     if algorithm.check_fn is not None:
         algorithm.check_fn(algorithm, problem, topology)
     sharding = worker_sharding(problem.n, shard)
@@ -172,15 +191,20 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
     if sharding is not None:  # shift graphs gossip by ppermute inside shard_map (bit-identical to one device)
         mixing = gossip.shard_over(mixing, sharding.mesh)
     period = len(topology.topologies) if isinstance(topology, TimeVarying) else 0
-    pricing = Pricing(network, compute, to_device(topology.degrees, np.float32), problem.n)
+    # every step is priced on its own graph (pricing.on(mix) in the step); this one, step 0's graph, serves the init
+    sends, receives = step_degrees(topology)
+    pricing = Pricing(network, compute, to_device(sends[0], np.float32), problem.n, to_device(receives[0], np.float32))
     config = {
-        "algorithm": {"name": algorithm.name, **_hyper_summary(algorithm.hyper, algorithm.optimizer)},
+        "algorithm": algorithm_record(algorithm),
         "kind": algorithm.kind,
         "problem": problem.name,
+        "problem_spec": problem.spec.record() if problem.spec is not None else None,
+        "problem_data": problem_record(problem),
         "n": problem.n,
         "d": problem.d,
         "batch_size": problem.batch_size,
         "topology": getattr(topology, "name", "custom"),
+        "topology_weights": topology_record(topology),
         "rho": float(topology.rho),
         "steps": steps,
         "eval_every": eval_every,
@@ -194,7 +218,57 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
         config["model"] = _model_summary(problem)
     if problem.metrics is not None:
         config["metrics"] = list(problem.metrics)
-    return Prepared(problem, algorithm, mixing, pricing, period, steps, eval_every, seed, sharding, config)
+    return Prepared(problem, algorithm, mixing, pricing, period, steps, eval_every, seed, sharding, plain_json(config))
+
+
+def algorithm_record(algorithm) -> dict:
+    """An algorithm in ``Result.config``: its name, every hyperparameter (schedules and optimizers with their numbers)
+    and its step and init functions (static choices such as ``order`` or ``pattern`` pick them)."""
+    record = {"name": algorithm.name, **_hyper_summary(algorithm.hyper, algorithm.optimizer)}
+    record["functions"] = [_function_name(algorithm.init_fn), _function_name(algorithm.step_fn)]
+    return plain_json(record)
+
+
+def _function_name(fn) -> str:
+    if isinstance(fn, functools.partial) or not hasattr(fn, "__qualname__"):
+        return describe_callable(fn)
+    return f"{getattr(fn, '__module__', '')}.{fn.__qualname__}"
+
+
+def problem_record(problem) -> dict:
+    """What a problem holds, as ``Result.config["problem_data"]``: digests of its training data (features, labels,
+    shares), test set, initial model, initial model state and optimum, and the values that change the numbers and are
+    not data (L2 coefficient, gradient noise, batch mode, model and loss). With ``problem_spec`` (the builder's
+    arguments) it says which data made a run: a problem changed after it was built (``problem.replace(reg=...)``)
+    shows here."""
+    from jaxgossip._record import digest, jsonable
+
+    return plain_json({
+        "train": digest(problem.data_x, problem.data_y, problem.counts),
+        "test": digest(problem.test_x, problem.test_y),
+        "x0": digest(problem.x0),
+        "model_state": digest(problem.model_state) if problem.has_model_state else None,
+        "optimum": None if problem.x_star is None else digest(problem.x_star, problem.f_star),
+        "samples": list(problem.data_x.shape),
+        "reg": jsonable(np.asarray(jax.device_get(problem.reg)).tolist()),
+        "grad_noise": problem.grad_noise,
+        "full_batch": problem.full_batch,
+        "eval_batch": problem.eval_batch,
+        "model": type(problem.model).__qualname__ if problem.net else jsonable(problem.model),
+        "loss": jsonable(problem.loss),
+        "augment": jsonable(problem.augment),
+        "L": problem.L,
+        "mu": problem.mu,
+    })
+
+
+def topology_record(topology) -> str:
+    """A digest of the mixing weights (every graph of a time-varying sequence, in order): two graphs with one name
+    and other weights (``ring(n, weights=...)``, ``from_adjacency``) have other records."""
+    from jaxgossip._record import digest
+
+    graphs = topology.topologies if isinstance(topology, TimeVarying) else (topology,)
+    return digest(*[(np.asarray([t.n, len(graphs)], np.int64), *t.entries) for t in graphs])
 
 
 def _model_summary(problem) -> dict:
@@ -216,13 +290,15 @@ def _model_summary(problem) -> dict:
 
 
 def _hyper_summary(hyper: dict, optimizer=None) -> dict:
+    """The hyperparameters as plain values for ``Result.config``. With an optimizer in the ``"updates"`` convention
+    ``lr`` multiplies the optimizer's own update, and the record says so: ``"0.5 (multiplier of the optimizer's
+    update)"`` (see :func:`jaxgossip.algorithms._base.resolve_lr`)."""
+    from jaxgossip.algorithms._base import is_updates, lr_role
+
     out = {}
     if optimizer is not None:
         out["optimizer"] = repr(optimizer)
     for k, v in hyper.items():
-        if k == "lr" and getattr(optimizer, "convention", None) == "updates":
-            out[k] = "set by the optimizer"
-            continue
         if hasattr(v, "params") and hasattr(v, "name"):  # a Compressor
             out[k] = repr(v)
         else:
@@ -230,6 +306,8 @@ def _hyper_summary(hyper: dict, optimizer=None) -> dict:
                 out[k] = float(v)
             except (TypeError, ValueError):
                 out[k] = repr(v)
+        if k == "lr" and is_updates(optimizer):
+            out[k] = f"{out[k]!s} ({lr_role(optimizer)})"
     return out
 
 
@@ -262,15 +340,16 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
     def one_step(c, _):
         key = jax.random.fold_in(base_key, c.t)
         slot = StateSlot() if c.model is not None else None
-        mix = gossip.select(mixing, c.t, period)
-        ctx = Context(problem.replace(worker_state=c.model, slot=slot), mix, pricing, c.t)
+        mix = gossip.select(mixing, c.t, period)  # the graph of step t: the step mixes with it and is priced on it
+        priced = pricing.on(mix)
+        ctx = Context(problem.replace(worker_state=c.model, slot=slot), mix, priced, c.t)
         new_state, cost = algo.step(c.state, key, ctx)
         state = _tree_where(c.stopped, c.state, new_state)
         model = c.model
         if slot is not None and slot.value is not None:
             new_model = slot.value
             if problem.share_model_state:
-                new_model, extra = share_model_state(new_model, mix, pricing, algo.kind)
+                new_model, extra = share_model_state(new_model, mix, priced, algo.kind)
                 cost = cost._replace(bits=cost.bits + extra.bits, seconds=cost.seconds + extra.seconds)
             model = _tree_where(c.stopped, c.model, new_model)
         live = 1.0 - c.stopped.astype(jnp.float32)
@@ -384,8 +463,7 @@ def share_model_state(model, mixing, pricing, kind):
     if kind == "decentralized":
         mixed = jax.tree.map(lambda a: mixing(a.reshape(a.shape[0], -1)).reshape(a.shape).astype(a.dtype)
                              if jnp.issubdtype(a.dtype, jnp.floating) else a, model)
-        degree = jnp.max(pricing.degrees)
-        return mixed, Cost(jnp.sum(pricing.degrees) * bits, pricing.network.gossip(degree, bits))
+        return mixed, Cost(pricing.gossip_bits(bits), pricing.gossip_seconds(bits))  # the step's graph
     mixed = jax.tree.map(lambda a: jnp.broadcast_to(a.mean(0), a.shape).astype(a.dtype)
                          if jnp.issubdtype(a.dtype, jnp.floating) else a, model)
     return mixed, Cost(2 * (pricing.n - 1) * bits, pricing.network.allreduce(pricing.n, bits))
@@ -397,6 +475,22 @@ def _evaluate(problem, X):
     return problem.evaluate(X)
 
 
+@jax.jit
+def _evaluate_once(problem, X):
+    return _evaluate(problem, X)
+
+
+def evaluate_models(problem, X, model_state=None) -> dict:
+    """The metrics of the (n, d) models X on ``problem``, with the (n, ...) per-worker ``model_state`` bound (a run's
+    final state: what its last evaluation used), as floats. Evaluated on one device from host copies, so a run spread
+    over devices gets its own reduction order (see :func:`_evaluate`). Used by :meth:`jaxgossip.Result.evaluate`."""
+    X = to_device(np.asarray(jax.device_get(X)), problem.x0.dtype)
+    if model_state is not None:
+        problem = problem.replace(worker_state=jax.tree.map(lambda a: to_device(np.asarray(a)),
+                                                            jax.device_get(model_state)))
+    return {k: float(v) for k, v in jax.device_get(_evaluate_once(problem, X)).items()}
+
+
 def _place(tree, sharding, n):
     if sharding is None:
         return tree
@@ -406,14 +500,102 @@ def _place(tree, sharding, n):
 
 
 def initial_models(problem, x0=None):
-    """The (n, d) stack of initial models: the problem's x0 on every worker, or a user's (d,) or (n, d) array."""
+    """The (n, d) stack of initial models: the problem's x0 on every worker, or a user's (d,) or (n, d) array.
+
+    Raises:
+      ValueError: naming ``x0`` for another shape, values that are not real numbers, or NaN / infinite values.
+    """
     n, d = problem.n, problem.d
+    if x0 is not None:
+        _check_x0_values(x0, n, d)
     x0 = problem.x0 if x0 is None else x0
     if np.shape(x0) == (d,):  # tiled on the host: jnp.tile compiles a program for every new (n, d)
         return np.tile(np.asarray(x0, problem.x0.dtype), (n, 1))
     if np.shape(x0) == (n, d):
         return to_device(x0, problem.x0.dtype)
     raise ValueError(f"simulate: x0 must have shape (d,) = ({d},) or (n, d) = ({n}, {d}), got {np.shape(x0)}.")
+
+
+def _check_x0_values(x0, n, d):
+    if isinstance(x0, (str, bytes, dict)) or not (hasattr(x0, "shape") or isinstance(x0, (list, tuple))):
+        raise ValueError(f"simulate: x0 must be an array of shape (d,) = ({d},) or (n, d) = ({n}, {d}), got "
+                         f"{type(x0).__name__}.")
+    if np.shape(x0) not in ((d,), (n, d)):
+        raise ValueError(f"simulate: x0 must have shape (d,) = ({d},) or (n, d) = ({n}, {d}), got {np.shape(x0)}.")
+    a = np.asarray(jax.device_get(x0))
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"simulate: x0 must hold real numbers, got dtype {a.dtype}.")
+    bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+    if bad:
+        raise ValueError(f"simulate: x0 holds {bad} NaN or infinite values; every initial model must be finite.")
+
+
+#: Decentralized algorithms that take a mixing matrix that is only column stochastic (push-sum de-biases it).
+COLUMN_STOCHASTIC_OK = ("sgp",)
+#: Decentralized algorithms whose rule assumes an undirected graph: worker i mixes with or exchanges with neighbour j
+#: exactly when j mixes with i (asynchronous DSGD reads W's column as its row; AD-PSGD averages pairwise).
+NEEDS_SYMMETRIC = ("async_dsgd", "ad_psgd")
+#: Algorithms whose state holds each worker's copy of its neighbours' models, started from the initial models: with
+#: one model per worker that copy would be knowledge nobody sent, so a per-worker x0 is refused for them.
+NEIGHBOUR_COPIES = ("dcd_psgd", "ecd_psgd", "choco_sgd")
+
+
+def check_graph_contract(algorithm, topology) -> None:
+    """Refuse, before compiling, a graph whose mixing matrix the algorithm's rule does not allow.
+
+    Every decentralized method except push-sum (``sgp``) assumes a doubly stochastic W (Tang et al. 2018,
+    Assumption 1; Reisizadeh et al. 2019, Sec. 2): on a matrix that is only column stochastic (a directed graph from
+    ``from_digraph``, ``directed_exponential``) the average is not preserved and D-PSGD converges to a biased point
+    without a word. The event-driven pairwise methods need a symmetric W as well.
+
+    Raises:
+      ValueError: naming the algorithm and the graph.
+    """
+    if algorithm.kind != "decentralized" or algorithm.name in COLUMN_STOCHASTIC_OK:
+        return
+    for topo in getattr(topology, "topologies", (topology,)):
+        if not getattr(topo, "doubly_stochastic", True):
+            raise ValueError(f"simulate: {algorithm.name} needs a doubly stochastic mixing matrix (rows and columns "
+                             f"summing to 1); {topo.name} is only column stochastic, which biases its average. Use "
+                             f"jg.algorithms.sgp (push-sum) on a directed graph.")
+        if algorithm.name in NEEDS_SYMMETRIC and not getattr(topo, "symmetric", True):
+            raise ValueError(f"simulate: {algorithm.name} needs an undirected graph (a symmetric W: worker i mixes "
+                             f"with j exactly when j mixes with i); {topo.name} is directed.")
+
+
+def check_x0(algorithm, problem, x0):
+    """Validate a user's initial models against the problem and the algorithm, before anything compiles; returns
+    their record for ``Result.config["x0"]`` (shape and digest), or None when ``x0`` is None.
+
+    Raises:
+      ValueError: naming ``x0``: another shape than (d,) or (n, d), values that are not finite real numbers, or one
+        model per worker, (n, d), for a centralized or star algorithm (it keeps one model: workers that start apart
+        would be averaged at the first step, or never, without saying so).
+    """
+    if x0 is None:
+        return None
+    initial_models(problem, x0)
+    if np.ndim(x0) == 2 and algorithm.kind in ("centralized", "star"):
+        raise ValueError(f"simulate: x0 of shape (n, d) = {np.shape(x0)} gives every worker its own initial model, but "
+                         f"{algorithm.name} is {algorithm.kind} and keeps one model; pass one (d,) model (e.g. x0[0]).")
+    if np.ndim(x0) == 2 and algorithm.name in NEIGHBOUR_COPIES:
+        raise ValueError(f"simulate: x0 of shape (n, d) = {np.shape(x0)} gives every worker its own initial model, but "
+                         f"{algorithm.name} starts each worker's copies of its neighbours' models at their initial "
+                         f"models, which nobody sent (Tang et al. 2018, Alg. 1-2, and Koloskova et al. 2019 start "
+                         f"from one common model); pass one (d,) model shared by all workers.")
+    from jaxgossip._record import jsonable
+
+    return jsonable(np.asarray(jax.device_get(x0), problem.x0.dtype))
+
+
+def record_run_inputs(prep, x0=None, divergence_threshold=None, consensus_threshold=None) -> None:
+    """Add what a run reads besides the prepared pieces to ``prep.config``: the divergence limits and the user's
+    initial models (their digest). Validates both (ValueErrors naming the argument, before anything compiles)."""
+    loss, cons = (float(v) for v in divergence_limits(divergence_threshold, consensus_threshold))
+    prep.config["divergence"] = plain_json({"loss": loss, "consensus": cons})
+    record = check_x0(prep.algorithm, prep.problem, x0)
+    if record is not None:
+        prep.config["x0"] = record
 
 
 def _evals_per_chunk(num_evals: int, eval_every: int, target_steps: int = 2000) -> int:
@@ -588,8 +770,12 @@ def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVa
                    compute=compute, backend=backend, shard=shard, metrics=metrics)
     if label is not None:
         prep.config["label"] = str(label)
-    divergence_limits(divergence_threshold, consensus_threshold)  # clear errors before compiling
-    initial_models(problem, x0)  # shape check before compiling
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise ValueError(f"simulate: progress must be True, False or None (the default), got {progress!r}.")
+    if memory_limit is not None and (isinstance(memory_limit, (bool, np.bool_))
+                                     or not isinstance(memory_limit, (int, np.integer)) or memory_limit < 1):
+        raise ValueError(f"simulate: memory_limit must be a positive number of bytes or None, got {memory_limit!r}.")
+    record_run_inputs(prep, x0, divergence_threshold, consensus_threshold)  # clear errors before compiling
     check_fits(prep, memory_limit)
     return run_prepared(prep, progress=progress, divergence_threshold=divergence_threshold, x0=x0,
                         consensus_threshold=consensus_threshold)

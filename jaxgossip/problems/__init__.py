@@ -2,7 +2,7 @@
 
 from jaxgossip._registry import build
 from jaxgossip.problems import losses
-from jaxgossip.problems._base import METRICS, Problem
+from jaxgossip.problems._base import METRICS, Problem, ProblemSpec
 from jaxgossip.problems.data import DATASETS, PARTITIONS, load, partition
 from jaxgossip.problems.layout import Layout, Segment
 from jaxgossip.problems.models import MLP, Linear, logistic_regression, mlp, quadratic
@@ -21,5 +21,6 @@ def get(name: str, **kwargs) -> Problem:
     return build("problem", REGISTRY, name, kwargs)
 
 
-__all__ = ["Problem", "METRICS", "Layout", "Segment", "losses", "from_flax", "from_function", "check_problem",
-           "as_float64", "DATASETS", "PARTITIONS", "load", "partition", "Linear", "MLP", "get", "REGISTRY", *REGISTRY]
+__all__ = ["Problem", "ProblemSpec", "METRICS", "Layout", "Segment", "losses", "from_flax", "from_function",
+           "check_problem", "as_float64", "DATASETS", "PARTITIONS", "load", "partition", "Linear", "MLP", "get",
+           "REGISTRY", *REGISTRY]

@@ -30,7 +30,7 @@ from jaxgossip import _pytree as struct
 
 from jaxgossip.compressors._base import worker_keys
 
-__all__ = ["Problem", "StateSlot", "METRICS", "MODEL_KEY_TAG", "AUGMENT_KEY_TAG"]
+__all__ = ["Problem", "ProblemSpec", "StateSlot", "METRICS", "MODEL_KEY_TAG", "AUGMENT_KEY_TAG"]
 
 MODEL_KEY_TAG = 2  # worker i's model key: fold_in(fold_in(step key, 2), i)
 AUGMENT_KEY_TAG = 3  # worker i's augmentation key: fold_in(fold_in(step key, 3), i)
@@ -38,6 +38,41 @@ AUGMENT_KEY_TAG = 3  # worker i's augmentation key: fold_in(fold_in(step key, 3)
 #: Metric names ``simulate(metrics=...)`` may ask for (each only where the problem has it).
 METRICS = ("loss", "grad_norm_sq", "consensus", "test_loss", "accuracy", "worker_accuracy", "suboptimality",
            "dist_to_opt")
+
+
+class ProblemSpec:
+    """How a problem was built: the builder's name and every argument it was called with, as JSON values
+    (:func:`jaxgossip._record.jsonable`: data arrays and parameters as digests, callables described with their
+    numbers). ``Result.config["problem_spec"]`` is this record, and a checkpoint compares it when a run resumes.
+
+    A static field of :class:`Problem` that never splits a compiled program: every spec equals every other (the data
+    and shapes it produced are the problem's leaves and other static fields, which do), so problems built with other
+    seeds share one compiled program as before. Read it with :meth:`record`.
+    """
+
+    __slots__ = ("_json",)
+
+    def __init__(self, builder: str, arguments: dict):
+        import json
+
+        from jaxgossip._record import jsonable
+
+        self._json = json.dumps({"builder": builder, **jsonable(dict(arguments))}, sort_keys=False)
+
+    def record(self) -> dict:
+        """The builder and its arguments (a fresh dict of JSON values)."""
+        import json
+
+        return json.loads(self._json)
+
+    def __eq__(self, other):
+        return isinstance(other, ProblemSpec)
+
+    def __hash__(self):
+        return hash(ProblemSpec)
+
+    def __repr__(self) -> str:
+        return f"ProblemSpec({self.record()['builder']})"
 
 
 class StateSlot:
@@ -86,6 +121,8 @@ class Problem:
       worker_map: static; ``"vmap"`` (default) or ``"map"`` (``lax.map``: one worker's program at a time) for the
         per-worker gradients of a network.
       metrics: static tuple of metric names to evaluate (None: every metric the problem has, as before).
+      spec: static :class:`ProblemSpec`: the builder and its arguments (recorded in a run's config), or None for a
+        Problem built by hand (its data digests are still recorded).
     """
 
     data_x: jax.Array
@@ -117,6 +154,7 @@ class Problem:
     worker_map: str = struct.field(pytree_node=False, default="vmap")
     metrics: tuple | None = struct.field(pytree_node=False, default=None)
     slot: Any = struct.field(pytree_node=False, default=None)
+    spec: ProblemSpec | None = struct.field(pytree_node=False, default=None)
 
     @property
     def n(self) -> int:
@@ -173,14 +211,16 @@ class Problem:
         """(n, batch) sample indices and (n, batch) masks of the samples that count."""
         m = self.data_x.shape[1]
         counts = self.counts
-        if self.full_batch:
+        if self.full_batch and sizes is None:  # every sample, in storage order
             idx = jnp.broadcast_to(jnp.arange(batch), (n, batch))
-            limit = counts if sizes is None else jnp.minimum(sizes, counts)
-        elif replace:
+            limit = counts
+        elif replace and not self.full_batch:
             U = jax.random.uniform(key, (n, batch))
             idx = jnp.minimum(jnp.floor(U * counts[:, None]).astype(jnp.int32), counts[:, None] - 1)
             limit = jnp.full((n,), batch) if sizes is None else sizes
-        else:  # the first `batch` of a uniformly random order of each worker's own samples
+        else:  # the first `batch` of a uniformly random order of each worker's own samples (a full batch cut to
+            # `sizes` samples, QuanTimed-DSGD's deadline: a random subset, Reisizadeh et al. 2019, Sec. 3, not always
+            # the first samples in storage order)
             U = jax.random.uniform(key, (n, m))
             U = jnp.where(jnp.arange(m)[None, :] < counts[:, None], U, 2.0)
             idx = jnp.argsort(U, axis=1)[:, :batch].astype(jnp.int32)
@@ -223,7 +263,8 @@ class Problem:
         averages the gradients of the first ``sizes[i]`` of them (all when ``sizes`` is None; zero samples give a
         zero gradient, as QuanTimed-DSGD's eq. 6 needs). Gaussian noise of std ``grad_noise``, if any, is drawn with
         worker key ``fold_in(fold_in(key, 1), i)``. With ``full_batch`` every worker uses its whole share once (the
-        exact local gradient; ``sizes`` then caps the count).
+        exact local gradient; ``sizes`` then keeps a uniformly random subset of ``sizes[i]`` samples, drawn anew at every
+        step).
 
         Args:
           key: the step's key.
@@ -377,7 +418,23 @@ class Problem:
         return {k: v / N for k, v in self._test_outputs_reduce(x, fn).items()}
 
     def evaluate(self, X):
-        """Metrics of a stack: at the average model, plus the consensus distance (``metrics`` picks which)."""
+        """Metrics of a stack: at the average model, plus the consensus distance (``metrics`` picks which).
+
+        A model with state (BatchNorm statistics) is evaluated with the bound per-worker state (``worker_state``,
+        averaged over the workers as during a run). Without one it refuses: the initial statistics would give other
+        numbers than the run reported. After a run use ``res.evaluate(problem)`` (the run's final models and model
+        state); ``problem.replace(worker_state=states).evaluate(X)`` binds any (n, ...) state.
+
+        Raises:
+          ValueError: for a model with state and no ``worker_state`` bound.
+        """
+        if self.has_model_state and self.worker_state is None:
+            raise ValueError(
+                f"Problem.evaluate: {self.name} has model state (BatchNorm statistics) and none is bound; the initial "
+                "statistics would give other numbers than the run reported. After a run use res.evaluate(problem) "
+                "(the run's final models and model state), or bind a state: problem.replace(worker_state="
+                "res.model_state).evaluate(X) (problem.replace(worker_state=problem.stacked_state()) for the "
+                "initial statistics).")
         want = ("loss",) + tuple(self.metrics) if self.metrics else METRICS  # loss always: divergence reads it
         xbar = X.mean(axis=0)
         out = {}
@@ -416,8 +473,8 @@ class Problem:
         N = self.test_x.shape[0]
         states = self.stacked_state(X.shape[0])
 
-        def one(x, state):
-            problem = self.replace(worker_state=None, model_state=state) if state is not None else self
+        def one(x, state):  # worker i's own state, bound as a stack of one (its "average" is itself)
+            problem = self.replace(worker_state=jax.tree.map(lambda a: a[None], state)) if state is not None else self
             return problem._test_outputs_reduce(x, lambda out, y, v: jnp.sum(_correct(out, y) * v)) / N
 
         return jax.vmap(one)(X, states)

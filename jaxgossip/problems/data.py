@@ -182,10 +182,11 @@ def _bundled(name):
 
 def _split(X, y, test_fraction, seed):
     """A seeded random split: the last ``round(test_fraction * N)`` of a permutation are held out."""
-    if test_fraction <= 0:
+    if isinstance(test_fraction, (bool, np.bool_)) or not isinstance(test_fraction, (int, float, np.integer, np.floating)) \
+            or not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must lie in [0, 1), got {test_fraction!r}.")
+    if test_fraction == 0:
         return X, X[:0], y, y[:0]
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must lie in [0, 1), got {test_fraction}.")
     order = np.random.default_rng(seed).permutation(len(X))
     n_test = int(round(test_fraction * len(X)))
     train, test = order[: len(X) - n_test], order[len(X) - n_test :]
@@ -209,7 +210,7 @@ def partition(X, y, n_workers: int, how: str = "iid", alpha: float = 0.5, seed: 
     N = len(X)
     if how not in PARTITIONS:
         raise ValueError(f"partition must be one of {PARTITIONS}, got {how!r}.")
-    if not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
+    if isinstance(n_workers, (bool, np.bool_)) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
         raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}.")
     if N < n_workers:
         raise ValueError(f"n_workers={n_workers} is more than the {N} training samples: every worker needs data.")
@@ -220,8 +221,9 @@ def partition(X, y, n_workers: int, how: str = "iid", alpha: float = 0.5, seed: 
         order = np.lexsort((rng.random(N), y))
         parts = np.array_split(order, n_workers)
     else:
-        if not alpha > 0:
-            raise ValueError(f"partition='dirichlet': alpha must be > 0, got {alpha}.")
+        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
+                or not 0 < alpha < np.inf:
+            raise ValueError(f"partition='dirichlet': alpha must be a finite number > 0, got {alpha!r}.")
         parts = _dirichlet(y, n_workers, alpha, rng)
     counts = np.array([len(p) for p in parts])
     m = counts.max()

@@ -11,8 +11,9 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jaxgossip._host import to_device
+from jaxgossip.problems import _checks as checks
 from jaxgossip.problems import data as data_lib
-from jaxgossip.problems._base import Problem
+from jaxgossip.problems._base import Problem, ProblemSpec
 
 __all__ = ["quadratic", "logistic_regression", "mlp", "Linear", "MLP"]
 
@@ -90,17 +91,15 @@ def _check_batch(batch_size, counts):
 
 
 def _problem(shards, test, x0, model, loss, batch_size, name, reg, grad_noise=0.0, x_star=None, f_star=None,
-             classification=False, L=None, mu=None):
+             classification=False, L=None, mu=None, spec=None):
     X, y, counts = shards
     full = batch_size == "full"
     if full:  # every gradient the exact local gradient of the worker's whole share
         batch_size = int(np.max(counts))
     else:
         _check_batch(batch_size, counts)
-    if reg < 0:
-        raise ValueError(f"reg must be >= 0, got {reg}.")
-    if not 0 <= grad_noise < float("inf"):
-        raise ValueError(f"grad_noise must be a finite number >= 0, got {grad_noise}.")
+    reg = checks.number(name, "reg", reg)
+    grad_noise = checks.number(name, "grad_noise", grad_noise)
     return Problem(
         data_x=to_device(X, np.float32), data_y=to_device(y), counts=to_device(counts, np.int32),
         test_x=to_device(test[0], np.float32), test_y=to_device(test[1]),
@@ -108,7 +107,7 @@ def _problem(shards, test, x0, model, loss, batch_size, name, reg, grad_noise=0.
         x_star=None if x_star is None else to_device(x_star, np.float32),
         f_star=None if f_star is None else to_device(f_star, np.float32),
         model=model, loss=loss, batch_size=int(batch_size), name=name, classification=classification,
-        L=None if L is None else float(L), mu=None if mu is None else float(mu), full_batch=full,
+        L=None if L is None else float(L), mu=None if mu is None else float(mu), full_batch=full, spec=spec,
     )
 
 
@@ -125,12 +124,19 @@ def quadratic(n_workers: int = 16, dim: int = 20, samples_per_worker: int = 50, 
     ``solve_optimum=False`` skips the d x d Hessian (O(n m d^2) to form, O(d^3) to solve), for large d: the problem then
     has no ``x_star`` / ``f_star``, ``L`` comes from Lanczos iterations on ``A`` and ``mu`` is ``reg`` (or unknown).
     """
-    if condition_number < 1:
-        raise ValueError(f"condition_number must be >= 1, got {condition_number}.")
-    if not isinstance(samples_per_worker, (int, np.integer)) or samples_per_worker < 1:
-        raise ValueError(f"samples_per_worker must be a positive integer, got {samples_per_worker!r}.")
-    if not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
-        raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}.")
+    spec = ProblemSpec("quadratic", dict(n_workers=n_workers, dim=dim, samples_per_worker=samples_per_worker,
+                                         heterogeneity=heterogeneity, noise=noise, condition_number=condition_number,
+                                         reg=reg, batch_size=batch_size, grad_noise=grad_noise, seed=seed,
+                                         solve_optimum=solve_optimum))
+    n_workers = checks.integer("quadratic", "n_workers", n_workers, 1)
+    dim = checks.integer("quadratic", "dim", dim, 1)
+    samples_per_worker = checks.integer("quadratic", "samples_per_worker", samples_per_worker, 1)
+    heterogeneity = checks.number("quadratic", "heterogeneity", heterogeneity)
+    noise = checks.number("quadratic", "noise", noise)
+    condition_number = checks.number("quadratic", "condition_number", condition_number, 1.0)
+    reg = checks.number("quadratic", "reg", reg)
+    seed = checks.seed("quadratic", "seed", seed)
+    solve_optimum = checks.flag("quadratic", "solve_optimum", solve_optimum)
     rng = np.random.default_rng(seed)
     scales = np.sqrt(np.logspace(0, -np.log10(condition_number), dim))
     A = rng.standard_normal((n_workers, samples_per_worker, dim)) * scales
@@ -150,7 +156,7 @@ def quadratic(n_workers: int = 16, dim: int = 20, samples_per_worker: int = 50, 
     else:
         L, mu = _gram_top_eigenvalue(A.reshape(-1, dim)) + reg, (reg if reg > 0 else None)
     return _problem((A, b, counts), (A[0, :0], b[0, :0]), np.zeros(dim), Linear(dim, 1, bias=False), squared_loss, batch_size,
-                    f"quadratic(d={dim})", reg, grad_noise, x_star, f_star, False, L, mu)
+                    f"quadratic(d={dim})", reg, grad_noise, x_star, f_star, False, L, mu, spec)
 
 
 def _gram_top_eigenvalue(A: np.ndarray) -> float:
@@ -245,7 +251,7 @@ def _logistic_optimum(X, y, counts, k, reg):
 
 
 def logistic_regression(data="digits", n_workers: int = 16, partition: str = "iid", batch_size: int = 8,
-                        reg: float = 1e-3, alpha: float = 0.5, seed: int = 0, solve_optimum: bool = True,
+                        reg: float = 1e-3, alpha: float | None = None, seed: int = 0, solve_optimum: bool = True,
                         num_samples: int | None = None, standardize: bool | None = None) -> Problem:
     """L2-regularized logistic regression, binary (sigmoid) for two classes, multinomial (softmax) otherwise.
 
@@ -260,10 +266,21 @@ def logistic_regression(data="digits", n_workers: int = 16, partition: str = "ii
       partition: ``"iid"``, ``"label"`` or ``"dirichlet"`` (with ``alpha``).
       batch_size: per-worker minibatch size; must not exceed the smallest worker's share.
       reg: L2 coefficient (> 0 for strong convexity).
+      alpha: the Dirichlet concentration of ``partition="dirichlet"`` (default 0.5); refused with other partitions.
       seed: seeds the train/test split and the partition.
+      num_samples: the size of a generated set (``"mnist1d"``, ``"synthetic"``); refused for the others.
       standardize: standardize the (flattened) features with the training part's per-feature mean and std. Default:
         True for the built-in data sets, False for user arrays (used as given).
+
+    The arguments are recorded on the problem (``problem.spec``) and in every run's ``Result.config``.
     """
+    alpha, num_samples, standardize, solve_optimum = _check_flat_args("logistic_regression", data, n_workers, partition,
+                                                                      alpha, seed, num_samples, standardize, reg,
+                                                                      solve_optimum)
+    spec = ProblemSpec("logistic_regression", dict(data=data, n_workers=n_workers, partition=partition,
+                                                   batch_size=batch_size, reg=reg, alpha=alpha, seed=seed,
+                                                   solve_optimum=solve_optimum, num_samples=num_samples,
+                                                   standardize=standardize))
     Xtr, ytr, Xte, yte = _load_flat(data, seed, num_samples, standardize)
     classes, ytr, yte = _remap_classes(ytr, yte, "logistic_regression")
     if len(classes) < 2:
@@ -281,7 +298,21 @@ def logistic_regression(data="digits", n_workers: int = 16, partition: str = "ii
     shards = (_with_ones(shards[0]), *shards[1:])
     return _problem(shards, (_with_ones(Xte), yte), np.zeros(p * k + k), Linear(p + 1, k, bias=False), logistic_loss,
                     batch_size, f"logistic({name}, {partition})", reg, 0.0, x_star, f_star, True, L,
-                    reg if reg > 0 else None)
+                    reg if reg > 0 else None, spec)
+
+
+def _check_flat_args(builder, data, n_workers, partition, alpha, seed, num_samples, standardize, reg, solve_optimum):
+    """The checks logistic_regression and mlp share (before any data is loaded); returns the resolved
+    ``(alpha, num_samples, standardize, solve_optimum)``."""
+    checks.data_name(builder, data)
+    checks.integer(builder, "n_workers", n_workers, 1)
+    alpha = checks.partition_alpha(builder, partition, alpha)
+    checks.seed(builder, "seed", seed)
+    num_samples = checks.num_samples(builder, data, num_samples)
+    standardize = checks.flag(builder, "standardize", standardize, allow_none=True)
+    checks.number(builder, "reg", reg)
+    solve_optimum = checks.flag(builder, "solve_optimum", solve_optimum)
+    return alpha, num_samples, standardize, solve_optimum
 
 
 def _load_flat(data, seed, num_samples, standardize):
@@ -309,19 +340,29 @@ def _with_ones(X):
 
 # ---- MLP -------------------------------------------------------------------------------------------------------------
 def mlp(data="mnist1d", n_workers: int = 16, hidden=(64,), partition: str = "iid", batch_size: int = 16,
-        reg: float = 0.0, alpha: float = 0.5, seed: int = 0, num_samples: int | None = None,
+        reg: float = 0.0, alpha: float | None = None, seed: int = 0, num_samples: int | None = None,
         standardize: bool | None = None) -> Problem:
     """A flax MLP with ReLU hidden layers and softmax cross-entropy (non-convex), on the flattened samples.
 
     ``standardize`` (per feature, training statistics) defaults to True for the built-in data sets and False for user
-    arrays, which are used as given. For other networks use :func:`jaxgossip.problems.from_flax`.
+    arrays, which are used as given. ``alpha`` and ``num_samples`` as in :func:`logistic_regression`; ``seed`` also
+    draws the initial model. For other networks use :func:`jaxgossip.problems.from_flax`.
     """
+    alpha, num_samples, standardize, _ = _check_flat_args("mlp", data, n_workers, partition, alpha, seed, num_samples,
+                                                          standardize, reg, True)
+    spec = ProblemSpec("mlp", dict(data=data, n_workers=n_workers, hidden=hidden, partition=partition,
+                                   batch_size=batch_size, reg=reg, alpha=alpha, seed=seed, num_samples=num_samples,
+                                   standardize=standardize))
+    hidden_list = list(np.atleast_1d(hidden)) if not isinstance(hidden, (str, bytes)) else [hidden]
+    if not all(isinstance(h, (int, np.integer)) and not isinstance(h, (bool, np.bool_)) and h >= 1
+                                  for h in hidden_list):
+        raise ValueError(f"mlp: hidden must be positive integers (the width of each hidden layer), got {hidden!r}.")
     Xtr, ytr, Xte, yte = _load_flat(data, seed, num_samples, standardize)
     classes, ytr, yte = _remap_classes(ytr, yte, "mlp")
-    hidden = tuple(int(h) for h in np.atleast_1d(hidden))
+    hidden = tuple(int(h) for h in hidden_list)
     model = MLP(Xtr.shape[1], hidden, len(classes))
     shards = data_lib.partition(Xtr, ytr, n_workers, partition, alpha, seed)
     x0 = model.init(jax.random.key(seed))
     name = data if isinstance(data, str) else "arrays"
     return _problem(shards, (Xte, yte), x0, model, logistic_loss, batch_size, f"mlp({name}, {hidden})", reg,
-                    classification=True)
+                    classification=True, spec=spec)

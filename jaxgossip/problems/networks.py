@@ -11,6 +11,7 @@ i's own key at every step (see :mod:`jaxgossip.problems._base`). Data keep their
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 
 import jax
@@ -20,7 +21,8 @@ import numpy as np
 from jaxgossip._host import to_device
 from jaxgossip.problems import data as data_lib
 from jaxgossip.problems import losses as losses_lib
-from jaxgossip.problems._base import Problem
+from jaxgossip.problems import _checks as checks
+from jaxgossip.problems._base import Problem, ProblemSpec
 from jaxgossip.problems.layout import Layout
 from jaxgossip.problems.nets import FunctionNet, LinenNet, NNXNet, conv_lowering, train_flag
 
@@ -67,9 +69,28 @@ def _load(name, data, seed, test_fraction, num_samples, standardize, normalize):
     return Xtr, ytr, Xte, yte
 
 
+def _check_common(name, data, n_workers, partition, alpha, seed, init_seed, test_fraction, num_samples, standardize,
+                  share_model_state, classification, label):
+    """The range checks from_flax and from_function share, before any data is loaded; returns the resolved
+    ``(alpha, init_seed)``."""
+    checks.data_name(name, data)
+    checks.integer(name, "n_workers", n_workers, 1)
+    alpha = checks.partition_alpha(name, partition, alpha)
+    checks.seed(name, "seed", seed)
+    init_seed = checks.seed(name, "init_seed", init_seed, allow_none=True)
+    checks.test_fraction(name, test_fraction)
+    checks.num_samples(name, data, num_samples)
+    checks.flag(name, "standardize", standardize)
+    checks.flag(name, "share_model_state", share_model_state)
+    checks.flag(name, "classification", classification, allow_none=True)
+    if label is not None and not isinstance(label, str):
+        raise ValueError(f"{name}: name must be a string or None, got {label!r}.")
+    return alpha, (seed if init_seed is None else init_seed)
+
+
 def _build(name, net, params_flat, model_state, data, *, loss, n_workers, partition, alpha, batch_size, reg, seed,
            test_fraction, num_samples, standardize, normalize, augment, share_model_state, eval_batch, worker_map,
-           classification, label, stochastic, grad_noise=0.0):
+           classification, label, stochastic, grad_noise=0.0, spec=None):
     """The Problem of a network adapter and its data, validated with one abstract evaluation."""
     _check_options(name, batch_size, eval_batch, worker_map, augment, reg)
     loss_fn, classification = losses_lib.get(loss, classification)
@@ -93,7 +114,7 @@ def _build(name, net, params_flat, model_state, data, *, loss, n_workers, partit
         model_state=None if model_state is None else jax.tree.map(to_device, model_state), net=True,
         stochastic_model=bool(stochastic), augment=augment, layout=net.layout, full_batch=full,
         eval_batch=None if eval_batch is None else int(eval_batch), share_model_state=bool(share_model_state),
-        worker_map=resolve_worker_map(worker_map),
+        worker_map=resolve_worker_map(worker_map), spec=spec,
     )
     out = check_problem(problem, name)
     if classification and loss == "cross_entropy":
@@ -159,7 +180,15 @@ def _linen(module, sample, init_seed, train_arg, rng_names):
     keys = {"params": jax.random.key(init_seed)}
     keys.update({name: jax.random.fold_in(jax.random.key(init_seed), j + 1) for j, name in enumerate(rng_names)})
     try:
-        variables = jax.jit(lambda k, x: module.init(k, x, **mode))(keys, sample)
+        try:
+            hash(module)
+            cached = True
+        except TypeError:  # a module with unhashable fields: compiled for this call only
+            cached = False
+        if cached:  # one compiled init per module and sample shape (a sweep over data seeds builds many problems)
+            variables = _linen_init(module, tuple(sorted(mode.items())), keys, sample)
+        else:
+            variables = jax.jit(lambda k, x: module.init(k, x, **mode))(keys, sample)
     except Exception as e:  # noqa: BLE001 (flax or user code: re-raised with what was being done)
         raise ValueError(f"from_flax: the module fails on a sample of shape {sample.shape[1:]} (its init): "
                          f"{type(e).__name__}: {e}") from e
@@ -171,6 +200,11 @@ def _linen(module, sample, init_seed, train_arg, rng_names):
     state = {k: v for k, v in variables.items()} or None
     net = LinenNet(module, layout, flag, tuple(sorted(state)) if state else (), tuple(rng_names))
     return net, layout.ravel(params), state, bool(rng_names)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _linen_init(module, mode, keys, sample):
+    return module.init(keys, sample, **dict(mode))
 
 
 def _trains_true(flag):
@@ -201,7 +235,7 @@ def _nnx(module):
 
 
 def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 16, partition: str = "iid",
-              alpha: float = 0.5, batch_size=32, reg: float = 0.0, seed: int = 0, init_seed: int | None = None,
+              alpha: float | None = None, batch_size=32, reg: float = 0.0, seed: int = 0, init_seed: int | None = None,
               test_fraction: float = 0.2, num_samples: int | None = None, standardize: bool = False, normalize=None,
               augment=None, train_arg="auto", rng_names=("dropout",), share_model_state: bool = False,
               eval_batch: int | None = 1024, worker_map: str = "auto", conv: str = "auto",
@@ -221,10 +255,12 @@ def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 1
         ``(X, y)`` / ``(X, y, X_test, y_test)`` (e.g. ``jg.data.load("cifar10", path=...)``), used as given.
       loss: ``"cross_entropy"`` (integer labels), ``"binary_logistic"``, ``"squared_error"``, or a callable
         ``loss(outputs, y) -> (B,)`` per-sample losses (see :mod:`jaxgossip.problems.losses`).
-      n_workers, partition, alpha: the workers and how the data is split (``"iid"``, ``"label"``, ``"dirichlet"``).
+      n_workers, partition, alpha: the workers and how the data is split (``"iid"``, ``"label"``, ``"dirichlet"``;
+        ``alpha``, default 0.5, is the Dirichlet concentration and is refused with the other partitions).
       batch_size: per-worker batch, or ``"full"`` (each gradient the exact one of the worker's whole share).
       reg: L2 coefficient added to every local objective.
-      seed: seeds the train/test split and the partition; ``init_seed`` (default: ``seed``) the initial model.
+      seed: seeds the train/test split and the partition; ``init_seed`` (default: ``seed``) the initial model of a
+        linen module (an nnx module arrives initialized and refuses one).
       standardize, normalize: see :func:`jaxgossip.problems.load` (per channel for images).
       augment: ``augment(key, batch) -> batch`` applied to each training batch (``jg.data.random_crop(4)``, ...).
       train_arg: the mode keyword of a linen module (``"auto"``: ``train``, ``deterministic``, ... by name; None:
@@ -247,7 +283,17 @@ def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 1
     """
     if conv not in CONVS:
         raise ValueError(f"from_flax: conv must be one of {CONVS}, got {conv!r}.")
-    init_seed = seed if init_seed is None else init_seed
+    if _is_nnx(module) and init_seed is not None:
+        raise ValueError("from_flax: init_seed initializes a linen module; an nnx module arrives initialized and would "
+                         "ignore it (build it with nnx.Rngs(seed) instead).")
+    alpha, init_seed = _check_common("from_flax", data, n_workers, partition, alpha, seed, init_seed, test_fraction,
+                                     num_samples, standardize, share_model_state, classification, name)
+    spec = ProblemSpec("from_flax", dict(
+        module=_module_record(module), data=data, loss=loss, n_workers=n_workers, partition=partition, alpha=alpha,
+        batch_size=batch_size, reg=reg, seed=seed, init_seed=init_seed if not _is_nnx(module) else None,
+        test_fraction=test_fraction, num_samples=num_samples, standardize=standardize, normalize=normalize,
+        augment=augment, train_arg=train_arg, rng_names=rng_names, share_model_state=share_model_state,
+        eval_batch=eval_batch, worker_map=worker_map, conv=conv, classification=classification, name=name))
     sample = data_lib.load(data, test_fraction=test_fraction, seed=seed, num_samples=num_samples,
                            standardize=standardize, normalize=normalize)[0][:1].astype(np.float32)
     if _is_nnx(module):
@@ -267,7 +313,19 @@ def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 1
                   batch_size=batch_size, reg=reg, seed=seed, test_fraction=test_fraction, num_samples=num_samples,
                   standardize=standardize, normalize=normalize, augment=augment, share_model_state=share_model_state,
                   eval_batch=eval_batch, worker_map=worker_map, classification=classification, label=label,
-                  stochastic=stochastic)
+                  stochastic=stochastic, spec=spec)
+
+
+def _module_record(module):
+    """A flax module in a problem's spec: a linen module's ``repr`` (its class and fields; its parameters come from
+    ``init_seed``), an nnx module's class (its parameters are the problem's ``x0``, whose digest the config holds)."""
+    if _is_nnx(module):
+        return {"nnx": type(module).__qualname__}
+    if _is_linen(module):
+        from jaxgossip._record import jsonable
+
+        return {"linen": jsonable(module)}
+    return type(module).__qualname__
 
 
 def _is_linen(module) -> bool:
@@ -288,7 +346,7 @@ def _is_nnx(module) -> bool:
 
 # ---- any JAX function ------------------------------------------------------------------------------------------------
 def from_function(params, apply_fn, data="digits", *, loss="cross_entropy", state=None, n_workers: int = 16,
-                  partition: str = "iid", alpha: float = 0.5, batch_size=32, reg: float = 0.0, seed: int = 0,
+                  partition: str = "iid", alpha: float | None = None, batch_size=32, reg: float = 0.0, seed: int = 0,
                   init_seed: int | None = None, test_fraction: float = 0.2, num_samples: int | None = None,
                   standardize: bool = False, normalize=None, augment=None, share_model_state: bool = False,
                   eval_batch: int | None = 1024, worker_map: str = "auto", classification: bool | None = None,
@@ -319,7 +377,23 @@ def from_function(params, apply_fn, data="digits", *, loss="cross_entropy", stat
     """
     if not callable(apply_fn):
         raise ValueError(f"from_function: apply_fn must be a callable apply_fn(params, X), got {type(apply_fn).__name__}.")
-    init_seed = seed if init_seed is None else init_seed
+    from jaxgossip._record import describe_callable, digest
+
+    init_fn = callable(params) and not isinstance(params, (dict, list, tuple)) and not hasattr(params, "shape")
+    if not init_fn and init_seed is not None:
+        raise ValueError("from_function: init_seed is the key of an init function params(key); given parameters "
+                         "would ignore it. Pass params=init_fn or drop init_seed.")
+    alpha, init_seed = _check_common("from_function", data, n_workers, partition, alpha, seed, init_seed,
+                                     test_fraction, num_samples, standardize, share_model_state, classification, name)
+    spec = ProblemSpec("from_function", dict(
+        params=describe_callable(params) if init_fn else {"digest": digest(params),
+                                                           "leaves": len(jax.tree.leaves(params))},
+        apply_fn=describe_callable(apply_fn), data=data, loss=loss,
+        state=None if state is None else {"digest": digest(state)}, n_workers=n_workers, partition=partition,
+        alpha=alpha, batch_size=batch_size, reg=reg, seed=seed, init_seed=init_seed if init_fn else None,
+        test_fraction=test_fraction, num_samples=num_samples, standardize=standardize, normalize=normalize,
+        augment=augment, share_model_state=share_model_state, eval_batch=eval_batch, worker_map=worker_map,
+        classification=classification, name=name))
     if callable(params) and not isinstance(params, (dict, list, tuple)) and not hasattr(params, "shape"):
         params = params(jax.random.key(init_seed))
     params = jax.device_get(params)
@@ -337,4 +411,4 @@ def from_function(params, apply_fn, data="digits", *, loss="cross_entropy", stat
                   n_workers=n_workers, partition=partition, alpha=alpha, batch_size=batch_size, reg=reg, seed=seed,
                   test_fraction=test_fraction, num_samples=num_samples, standardize=standardize, normalize=normalize,
                   augment=augment, share_model_state=share_model_state, eval_batch=eval_batch, worker_map=worker_map,
-                  classification=classification, label=label, stochastic="key" in names)
+                  classification=classification, label=label, stochastic="key" in names, spec=spec)
