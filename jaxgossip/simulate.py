@@ -546,7 +546,8 @@ def check_graph_contract(algorithm, topology) -> None:
     Every decentralized method except push-sum (``sgp``) assumes a doubly stochastic W (Tang et al. 2018,
     Assumption 1; Reisizadeh et al. 2019, Sec. 2): on a matrix that is only column stochastic (a directed graph from
     ``from_digraph``, ``directed_exponential``) the average is not preserved and D-PSGD converges to a biased point
-    without a word. The event-driven pairwise methods need a symmetric W as well.
+    without a word (``jg.topology.as_given(graph)`` opts out explicitly, to show that bias). The event-driven pairwise
+    methods need a symmetric W as well.
 
     Raises:
       ValueError: naming the algorithm and the graph.
@@ -554,6 +555,8 @@ def check_graph_contract(algorithm, topology) -> None:
     if algorithm.kind != "decentralized" or algorithm.name in COLUMN_STOCHASTIC_OK:
         return
     for topo in getattr(topology, "topologies", (topology,)):
+        if getattr(topo, "given", False):  # jg.topology.as_given: the user's explicit, recorded opt-out
+            continue
         if not getattr(topo, "doubly_stochastic", True):
             raise ValueError(f"simulate: {algorithm.name} needs a doubly stochastic mixing matrix (rows and columns "
                              f"summing to 1); {topo.name} is only column stochastic, which biases its average. Use "

@@ -90,3 +90,12 @@ def test_a_deadline_on_a_full_batch_draws_a_random_subset_every_step(problem):
     every = jax.numpy.full((problem.n,), 8, jax.numpy.int32)
     np.testing.assert_allclose(np.asarray(problem.stochastic_grads(jax.random.key(3), X, every, replace=False)[0]),
                                full, rtol=1e-5, atol=1e-6)
+
+
+def test_as_given_is_the_explicit_recorded_opt_out(problem):
+    """Assran et al. (2019)'s plain-gossip baseline shows the bias on purpose: as_given lets it run, and says so."""
+    res = jg.simulate(problem, jg.algorithms.dpsgd(lr=0.01), jg.topology.as_given(_hub_and_cycle()), steps=2,
+                      eval_every=1)
+    assert res.config["topology"] == "as_given(hub_and_cycle)"
+    with pytest.raises(ValueError, match="directed graph"):
+        jg.topology.as_given(jg.topology.ring(6))

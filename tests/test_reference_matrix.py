@@ -40,6 +40,7 @@ import optax
 import pytest
 
 import jaxgossip as jg
+from jaxgossip.simulate import NEIGHBOUR_COPIES
 import reference as ref
 from reference import compressors as rc
 from reference.common import Compute, Graph, LeastSquares, LocalOptimizer, Network, Setup
@@ -233,7 +234,10 @@ def build(case: Case):
     algorithm = jg.algorithms.get(case.algo, **lib)
     if case.algo in WARN_ONLY_CHECKS:  # their checks only warn, after estimating alpha / omega over 16 keys (~0.3-2 s)
         algorithm = algorithm.replace(check_fn=None)
-    x0 = X0_SHARED if case.algo in CENTRALIZED or case.algo in STAR else X0_WORKERS
+    # one shared model where per-worker ones are refused: centralized and star methods keep one model, and DCD / ECD /
+    # CHOCO start their copies of the neighbours' models from it (simulate.NEIGHBOUR_COPIES)
+    shared = case.algo in CENTRALIZED or case.algo in STAR or case.algo in NEIGHBOUR_COPIES
+    x0 = X0_SHARED if shared else X0_WORKERS
     backend = "dense" if case.algo == "ad_psgd" else "auto"  # the neighbour draw is fed over the dense row of W
     compute = COMPUTE if case.algo in DRAWN_SPEEDS else COMPUTE_GIVEN
     return algorithm, refk, TOPOLOGIES[case.topology], x0, backend, compute

@@ -141,3 +141,25 @@ def from_digraph(graph, name: str = "digraph") -> DirectedGraph:
     pos = {v: k for k, v in enumerate(nodes)}
     edges = np.array([(pos[u], pos[v]) for u, v in graph.edges()], np.int64).reshape(-1, 2)
     return _from_out_edges(len(nodes), edges[:, 0], edges[:, 1], name)
+
+
+def as_given(topology: DirectedGraph) -> DirectedGraph:
+    """A copy of a directed graph that every decentralized algorithm takes as it is, outside its theory.
+
+    ``simulate`` refuses a matrix that is only column stochastic for every method but push-sum (``sgp``): plain gossip
+    on it biases the average without a word. This is the explicit opt-out for experiments that show that bias (Assran
+    et al. 2019's "plain gossip" baseline); the run's ``Result.config`` records it (the graph's name reads
+    ``as_given(...)``).
+
+    Raises:
+      ValueError: ``topology`` is not a :class:`DirectedGraph`.
+    """
+    import copy
+
+    if not isinstance(topology, DirectedGraph):
+        raise ValueError(f"as_given: topology must be a directed graph (jg.topology.from_digraph, directed_ring, "
+                         f"directed_exponential), got {type(topology).__name__}.")
+    out = copy.copy(topology)
+    out.given = True
+    out.name = f"as_given({topology.name})"
+    return out
