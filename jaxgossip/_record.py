@@ -7,6 +7,8 @@ them, and arrays as short digests of their bytes (shape and dtype included) inst
 
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import functools
 import hashlib
@@ -32,13 +34,11 @@ def _one_digest(a, h) -> None:
     if a is None:
         h.update(b"None")
         return
-    try:
-        import jax
+    import jax
 
+    with contextlib.suppress(Exception):  # not a jax value: hashed as it is
         if jax.dtypes.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key):
             a = jax.random.key_data(a)
-    except Exception:  # noqa: BLE001 (not a jax value)
-        pass
     arr = np.ascontiguousarray(_host(a))
     h.update(f"{arr.shape}|{arr.dtype.str}|".encode())
     h.update(memoryview(arr).cast("B") if arr.size else b"")
