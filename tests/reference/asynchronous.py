@@ -25,6 +25,14 @@ def _durations(setup: Setup, t: int) -> np.ndarray:
     return setup.batch / setup.compute.speeds(setup.keys(t)(2), setup.n)
 
 
+def _start_pending(setup: Setup, t: int, clock: np.ndarray, pending: np.ndarray) -> None:
+    """Every worker that starts a gradient at event t (``pending``) finishes it at its clock plus its duration."""
+    dur = _durations(setup, t)
+    for k in range(setup.n):  # one worker at a time
+        if pending[k]:
+            clock[k] += dur[k]
+
+
 def ad_psgd(setup: Setup, steps: int, lr: float):
     """AD-PSGD: when worker i finishes the gradient it started at its read model xhat_i, it averages with a random
     neighbour j (probability W_ij / sum_{k != i} W_ik): x_i, x_j <- (x_i + x_j) / 2, then x_i <- x_i - lr g_i(xhat_i);
@@ -36,10 +44,7 @@ def ad_psgd(setup: Setup, steps: int, lr: float):
     clock, pending = np.zeros(n), np.ones(n, bool)
     exchange = 2 * setup.network.message(FLOAT_BITS * d)
     for t in range(steps):
-        dur = _durations(setup, t)
-        for k in range(n):
-            if pending[k]:
-                clock[k] += dur[k]
+        _start_pending(setup, t, clock, pending)
         i = int(np.argmin(clock))
         dt = clock[i]
         W = setup.graph_at(t).W
@@ -77,10 +82,7 @@ def async_dsgd(setup: Setup, steps: int, lr: float, optimizer=None):
     arrives = np.array([send_seconds(0, i) for i in range(n)])
     clock, pending = arrives.copy(), np.ones(n, bool)
     for t in range(steps):
-        dur = _durations(setup, t)
-        for k in range(n):
-            if pending[k]:
-                clock[k] += dur[k]
+        _start_pending(setup, t, clock, pending)
         dt = float(np.min(clock))
         active = [k for k in range(n) if clock[k] == dt]
         assert len(active) == 1, "the reference handles one worker per event (random speeds)"
@@ -116,10 +118,7 @@ def asgd(setup: Setup, steps: int, lr: float, optimizer=None):
     clock = np.array([(k + 1) * msg for k in range(n)])
     pending, send_free = np.ones(n, bool), n * msg
     for t in range(steps):
-        dur = _durations(setup, t)
-        for k in range(n):
-            if pending[k]:
-                clock[k] += dur[k]
+        _start_pending(setup, t, clock, pending)
         i = int(np.argmin(clock))
         received = max(clock[i], 0.0) + msg
         replied = max(received, send_free) + msg
