@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/jaxgossip run --config configs/demo.toml --out results/demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

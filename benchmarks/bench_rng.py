@@ -5,6 +5,11 @@ bits): the unrolled lowering (jaxgossip/_threefry_cpu.py, the change of jax-ml/j
 the rounds as a 5-trip while loop), and, on a CPU with AVX-512, 512-bit vectors (``xla_cpu_prefer_vector_width``; XLA
 prefers 256). Each side runs in a fresh process (both choices are made at import); the time is the best of 300 calls,
 compile excluded.
+
+A third row times what the stochastic quantizers draw since issue 25 (jaxgossip/compressors/_dither.py: one Threefry
+draw per worker seeds a keyed MurmurHash3 finalizer of the coordinate index) against ``jax.random.uniform``, both as a
+compressed step draws them: 64 worker keys ``fold_in(step key, i)``, vmapped, inside a compiled loop of 10 steps, in
+this process, interleaved, best of 200 calls each.
 """
 
 import os
@@ -51,4 +56,38 @@ def run(quick=False):
     narrow, wide = float("inf"), float("inf")
     for _ in range(3):
         narrow, wide = min(narrow, _once(False, 256)), min(wide, _once(False, 512))
-    return rows + [(label, f"{narrow:.0f} us vs {wide:.0f} us = {narrow / wide:.2f}x", "", "")]
+    return rows + [(label, f"{narrow:.0f} us vs {wide:.0f} us = {narrow / wide:.2f}x", "", ""), _dither_row()]
+
+
+def _dither_row(steps=10, calls=200):
+    """64 workers x 1000 dither uniforms per step: jax.random.uniform per worker key vs jaxgossip's dither stream."""
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    from jaxgossip._threefry_cpu import compiler_options
+    from jaxgossip.compressors import _dither
+    from jaxgossip.compressors._base import worker_keys
+
+    def loop(draw):
+        def body(i, acc):
+            keys = worker_keys(jax.random.fold_in(jax.random.key(0), i), 64)
+            return acc + jax.vmap(lambda k: draw(k, (1000,)))(keys)
+        return jax.jit(lambda acc: jax.lax.fori_loop(0, steps, body, acc), compiler_options=compiler_options())
+
+    sides = {"threefry": loop(lambda k, s: jax.random.uniform(k, s)), "dither": loop(_dither.uniform)}
+    acc = jnp.zeros((64, 1000), jnp.float32)
+    best = {}
+    for name, f in sides.items():
+        f(acc).block_until_ready()
+        best[name] = float("inf")
+    for _ in range(calls):
+        for name, f in sides.items():
+            t = time.perf_counter()
+            f(acc).block_until_ready()
+            best[name] = min(best[name], (time.perf_counter() - t) / steps)
+    old, new = best["threefry"] * 1e6, best["dither"] * 1e6
+    label = ("64 workers x 1000 rounding uniforms per step (vmapped over fold_in worker keys, jit): "
+             "jax.random.uniform vs jaxgossip's dither stream (issue 25)")
+    return (label, f"{old:.0f} us vs {new:.0f} us = {old / new:.1f}x", "", "")

@@ -11,6 +11,8 @@ _threefry_cpu.install()  # same random bits, ~4x faster on CPU (jax-ml/jax#37872
 
 from jaxgossip import (algorithms, checkpoint, compressors, data, distributed, gossip, models, plots, problems,
                        reproduce, schedules, theory, topology)
+from jaxgossip import loggers
+from jaxgossip import faults
 from jaxgossip.cache import enable_compilation_cache
 from jaxgossip.compare import Comparison, compare
 from jaxgossip.cost import ComputeModel, Cost, Network
@@ -24,12 +26,14 @@ __version__ = "0.1.0"
 __all__ = [
     "algorithms",
     "checkpoint",
+    "faults",
     "compressors",
     "data",
     "models",
     "schedules",
     "distributed",
     "gossip",
+    "loggers",
     "plots",
     "problems",
     "reproduce",

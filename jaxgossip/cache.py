@@ -10,7 +10,10 @@ import os
 
 import jax
 
-__all__ = ["enable_compilation_cache", "default_cache_dir"]
+__all__ = ["enable_compilation_cache", "default_cache_dir", "lowering_cache_path"]
+
+#: The file of measured lowering choices (see :mod:`jaxgossip.lowering`), beside the compilation cache's folder.
+LOWERING_FILE = "jaxgossip-lowering.json"
 
 
 def default_cache_dir() -> str:
@@ -32,3 +35,14 @@ def enable_compilation_cache(path: str | None = None, min_compile_seconds: float
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
+
+
+def lowering_cache_path() -> str:
+    """Where ``"auto"`` lowerings measured on this machine are kept (:mod:`jaxgossip.lowering`):
+    ``$JAXGOSSIP_LOWERING_CACHE`` if set, else ``jaxgossip-lowering.json`` beside the compilation cache's folder (the
+    one :func:`enable_compilation_cache` turned on in this process, else :func:`default_cache_dir`): by default
+    ``~/.cache/jaxgossip/jaxgossip-lowering.json``."""
+    if os.environ.get("JAXGOSSIP_LOWERING_CACHE"):
+        return os.environ["JAXGOSSIP_LOWERING_CACHE"]
+    folder = jax.config.jax_compilation_cache_dir or default_cache_dir()
+    return os.path.join(os.path.dirname(os.path.abspath(folder).rstrip(os.sep)), LOWERING_FILE)

@@ -119,7 +119,10 @@ def _template(prep):
     state = state_shapes(prep)
     loss0 = jax.ShapeDtypeStruct((), prep.problem.x0.dtype)
     model = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), initial_model_state(prep.problem))
-    return Carry(state, jax.ShapeDtypeStruct((), np.int32), jax.ShapeDtypeStruct((), bool), loss0, model)
+    from jaxgossip.faults import init_state  # the fault chains' states (jg.faults), None without faults
+
+    faults = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), init_state(prep.faults))
+    return Carry(state, jax.ShapeDtypeStruct((), np.int32), jax.ShapeDtypeStruct((), bool), loss0, model, faults)
 
 
 def simulate(problem, algorithm, topology=None, *, steps: int, path: str, every: int, stop_at: int | None = None,

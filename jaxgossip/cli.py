@@ -23,6 +23,11 @@
     compressor = { name = "quantize", bits = 4 }
     label = "naive 4-bit"
 
+``jaxgossip compare`` reads the same layout (its ``[[run]]`` tables also take ``grid = {...}``, and it takes
+``seeds = [...]`` and the tuning keys; see ``jaxgossip compare --help``). ``imports = ["mymodule"]`` (or ``--import
+mymodule``) imports modules first, so that algorithms they register with ``jg.algorithms.register`` can be named in
+``algorithm = ...`` and ``--algorithm``.
+
 Every key is checked: an unknown or misspelled key at any level (``[[runs]]``, ``[netwrok]``, ``lrr = 0.5``) is an
 error that lists the valid keys, never silently ignored. ``n`` under ``[topology]`` must equal the problem's
 ``n_workers`` (or gives it, when the problem does not); the topology always has the problem's number of workers.
@@ -43,7 +48,7 @@ import os
 import sys
 import time
 
-__all__ = ["main", "build_parser", "load_config", "check_config", "run_config", "TOP_LEVEL_KEYS"]
+__all__ = ["main", "build_parser", "load_config", "check_config", "run_config", "import_modules", "TOP_LEVEL_KEYS"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, help="per-worker batch size")
     r.add_argument("--partition", help="iid, label or dirichlet")
     r.add_argument("--topology", help="ring, torus, complete, star, hypercube, exponential, erdos_renyi")
-    r.add_argument("--algorithm", nargs="+", help="one or more algorithm names")
+    r.add_argument("--algorithm", nargs="+", help="one or more algorithm names (built-in, or registered by a module "
+                   "given with --import)")
+    _import_flag(r)
     r.add_argument("--lr", type=float, help="step size of every algorithm that takes one")
     r.add_argument("--consensus", type=float,
                    help="consensus step of the algorithms that have one (choco_sgd, deepsqueeze); default: chosen "
@@ -95,9 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--backend", help="gossip backend: auto (default), dense, gather, shift or sparse")
     sw.add_argument("--out", default="sweep.csv", help="CSV of all runs; finished configurations are skipped on rerun")
     sw.add_argument("--shard-sweep", action="store_true", help="spread the configurations over all devices")
+    _import_flag(sw)
     _distributed_flags(sw)
 
-    sub.add_parser("list", help="list algorithms, compressors, topologies, problems, data sets and reproductions")
+    _import_flag(sub.add_parser("list", help="list algorithms, compressors, topologies, problems, data sets and "
+                                "reproductions"))
 
     from jaxgossip import cli_compare
 
@@ -112,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--data-dir", help="directory of the data sets read from disk at --size paper (e.g. CIFAR-10's "
                     "python batches, MNIST's idx files); only for reproductions that take it")
     return p
+
+
+def _import_flag(parser):
+    parser.add_argument("--import", action="append", default=[], dest="imports", metavar="MODULE",
+                        help="import MODULE first (repeatable): a module that registers algorithms with "
+                             "jg.algorithms.register, which --algorithm and the config can then name")
 
 
 def _distributed_flags(parser):
@@ -188,6 +203,7 @@ TOP_LEVEL_KEYS = {
     "compute": "table: jg.ComputeModel fields",
     "run": "array of tables [[run]]: algorithm, label, the algorithm's parameters",
     "sweep": "table for `jaxgossip sweep`: hyperparameter = [values], seeds = [...]",
+    "imports": "array of module names imported first (modules that call jg.algorithms.register)",
 }
 TABLES = ("problem", "topology", "network", "compute", "sweep")
 DEFAULT_PROBLEM = {"name": "logistic_regression", "data": "digits", "n_workers": 16, "batch_size": 8}
@@ -236,6 +252,7 @@ def check_config(cfg: dict) -> dict:
     if not isinstance(cfg, dict):
         raise ValueError(f"config must be a table (dict), got {type(cfg).__name__}.")
     _check_keys("config", cfg, list(TOP_LEVEL_KEYS))
+    import_modules(cfg.get("imports"), "config: imports")  # first: they register the algorithms the runs name
     for name in TABLES:
         if name in cfg and not isinstance(cfg[name], dict):
             raise ValueError(f"config: {name} must be a table [{name}], got {cfg[name]!r}.")
@@ -270,7 +287,11 @@ def _check_run_keys(run: dict, i: int) -> None:
         raise ValueError(f"{where} needs an `algorithm` name (one of {sorted(jg.algorithms.REGISTRY)}); got {run}.")
     name = run["algorithm"]
     if name not in jg.algorithms.REGISTRY:
-        raise ValueError(f"{where}: algorithm must be one of {sorted(jg.algorithms.REGISTRY)}, got {name!r}.")
+        raise ValueError(f"{where}: algorithm must be one of {sorted(jg.algorithms.REGISTRY)}, got {name!r} (an "
+                         "algorithm of your own: name its module in imports = [...] or --import).")
+    if "grid" in run:
+        raise ValueError(f"{where}: grid = {{...}} is read by `jaxgossip compare` (which tunes each run on its grid); "
+                         "`jaxgossip run` runs one setting (and `jaxgossip sweep` takes a [sweep] table): drop it.")
     import inspect
 
     builder = jg.algorithms.REGISTRY[name]
@@ -298,12 +319,48 @@ def read_toml(path: str, prog: str = "jaxgossip") -> dict:
             raise ValueError(f"config file {path!r} is not valid TOML: {err}") from None
 
 
+def import_modules(names, where: str = "--import", folder: str | None = None) -> list:
+    """Import the modules a config's ``imports = [...]`` or the ``--import`` flags name (modules that call
+    ``jg.algorithms.register``), so that their algorithms can be named; returns the modules.
+
+    A module is looked up on ``sys.path`` with the current folder (and ``folder``, a config file's own, when given)
+    in front, so ``mymodule.py`` next to the config or in the working folder is found.
+
+    Raises:
+      ValueError: ``names`` is not a list of module names, or a module cannot be imported (naming it).
+    """
+    import importlib
+
+    if names is None:
+        return []
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n
+                                                                                   for n in names):
+        raise ValueError(f"{where} must be a list of module names (e.g. [\"mymodule\"]), got {names!r}.")
+    extra = [p for p in (os.getcwd(), folder) if p and p not in sys.path]
+    sys.path[:0] = extra
+    try:
+        modules = []
+        for name in names:
+            try:
+                modules.append(importlib.import_module(name))
+            except ImportError as err:
+                raise ValueError(f"{where}: cannot import {name!r} ({err}); give a module importable from the "
+                                 f"current folder or the Python path.") from None
+        return modules
+    finally:
+        for p in extra:
+            sys.path.remove(p)
+
+
 def load_config(path: str | None) -> dict:
-    """Read a TOML config and check its keys (:func:`check_config`); ``{}`` for no file."""
+    """Read a TOML config and check its keys (:func:`check_config`); ``{}`` for no file. The modules of its
+    ``imports = [...]`` are imported first (looked up next to the file too)."""
     if path is None:
         return {}
     cfg = read_toml(path)
     try:
+        if isinstance(cfg, dict):
+            import_modules(cfg.get("imports"), "config: imports", os.path.dirname(os.path.abspath(path)))
         return check_config(cfg)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
@@ -619,6 +676,7 @@ def main(argv=None) -> int:
 
         enable_compilation_cache()
     try:
+        import_modules(getattr(args, "imports", None) or None, "--import")
         return COMMANDS[args.command](args)
     except ValueError as err:  # bad input: a clear message, not a traceback
         print(f"jaxgossip: error: {err}", file=sys.stderr)

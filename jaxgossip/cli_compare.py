@@ -22,13 +22,23 @@ The config is TOML::
     [network]                     # optional, jg.Network(**table)
     latency = 1e-4
 
-    [[algorithm]]                 # one per label
+    [[run]]                       # one per label, as in `jaxgossip run` configs
     label = "CHOCO-SGD"
-    name = "choco_sgd"            # jg.algorithms.get(name, **parameters)
+    algorithm = "choco_sgd"       # jg.algorithms.get(algorithm, **parameters)
     lr = 0.1
     consensus = 0.5
     compressor = { name = "quantize", bits = 4 }
     grid = { lr = [0.05, 0.1, 0.2], consensus = [0.2, 0.5] }
+
+    [[run]]
+    label = "D-PSGD"
+    algorithm = "dpsgd"
+    grid = { lr = [0.05, 0.1, 0.2] }
+
+``imports = ["mymodule"]`` (or ``--import mymodule``) imports modules that register algorithms
+(``jg.algorithms.register``) first. The layout is the one ``jaxgossip run`` reads (``[problem]``, ``[topology]``,
+``[network]``, ``[compute]``, ``[[run]]`` with ``algorithm =``); the old ``[[algorithm]]`` tables with ``name =`` are
+still read, with a DeprecationWarning.
 
 ``--out DIR`` writes the table, the tuning scores, the curves and every run (CSV), ``comparison.json`` (with the full
 configuration of every run) and the figure (``--format png pdf svg``).
@@ -42,15 +52,20 @@ import time
 __all__ = ["add_parser", "main", "load", "build"]
 
 TOP_KEYS = ("steps", "eval_every", "seeds", "data_seeds", "redraw_data", "criterion", "metric", "target", "backend",
-            "problem", "topology", "network", "compute", "algorithm", "batch_size", "divergence_threshold",
-            "consensus_threshold")
+            "problem", "topology", "network", "compute", "run", "batch_size", "divergence_threshold",
+            "consensus_threshold", "imports", "algorithm")
 
 
 def add_parser(subparsers):
     """Add the ``compare`` subcommand to an argparse subparsers object; returns its parser."""
+    import argparse
+
     p = subparsers.add_parser("compare", help="tune each algorithm on its own grid over seeds; report each at its best",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", required=True, help="TOML file (see `jaxgossip compare --help` / cli_compare.py)")
+                              description=__doc__.replace("``", "`"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="TOML file, as the example above")
+    p.add_argument("--import", action="append", default=[], dest="imports", metavar="MODULE",
+                   help="import MODULE first (repeatable): a module that registers algorithms")
     p.add_argument("--out", default=None, help="folder for the CSV, JSON and figure files")
     p.add_argument("--steps", type=int, default=None, help="override the config's steps")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the config's seeds")
@@ -63,20 +78,41 @@ def load(path: str) -> dict:
     """Read and check a compare config (clear errors naming the key)."""
     from jaxgossip.cli import read_toml
 
+    import warnings
+
+    from jaxgossip.cli import _check_run_keys, import_modules, read_toml
+
     cfg = read_toml(path, "jaxgossip compare")
     unknown = sorted(set(cfg) - set(TOP_KEYS))
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown}; a compare config takes {list(TOP_KEYS)}.")
-    algos = cfg.get("algorithm")
-    if not isinstance(algos, list) or not algos or not all(isinstance(a, dict) for a in algos):
-        raise ValueError(f"{path}: give one [[algorithm]] table per label (with name = ... and optional grid = "
+        raise ValueError(f"{path}: unknown keys {unknown}; a compare config takes "
+                         f"{[k for k in TOP_KEYS if k != 'algorithm']}.")
+    import_modules(cfg.get("imports"), f"{path}: imports", os.path.dirname(os.path.abspath(path)))
+    if "algorithm" in cfg:  # the old layout: [[algorithm]] name = ...
+        if "run" in cfg:
+            raise ValueError(f"{path}: give the algorithms as [[run]] tables (algorithm = ...), not both [[run]] "
+                             "and the old [[algorithm]] tables.")
+        old = cfg.pop("algorithm")
+        if not isinstance(old, list) or not all(isinstance(a, dict) for a in old):
+            raise ValueError(f"{path}: give one [[run]] table per label (with algorithm = ... and optional grid = "
+                             "{...}).")
+        warnings.warn(f"{path}: [[algorithm]] tables with name = ... are deprecated; write [[run]] tables with "
+                      "algorithm = ... (the layout `jaxgossip run` reads).", DeprecationWarning, stacklevel=2)
+        cfg["run"] = [{("algorithm" if k == "name" else k): v for k, v in a.items()} for a in old]
+    runs = cfg.get("run")
+    if not isinstance(runs, list) or not runs or not all(isinstance(a, dict) for a in runs):
+        raise ValueError(f"{path}: give one [[run]] table per label (with algorithm = ... and optional grid = "
                          "{...}).")
-    for i, a in enumerate(algos):
-        if "name" not in a:
-            raise ValueError(f"{path}: [[algorithm]] number {i + 1} needs a name (e.g. name = \"choco_sgd\").")
+    for i, a in enumerate(runs):
+        if "algorithm" not in a:
+            raise ValueError(f"{path}: [[run]] number {i + 1} needs an algorithm (e.g. algorithm = \"choco_sgd\").")
         if "grid" in a and not isinstance(a["grid"], dict):
-            raise ValueError(f"{path}: [[algorithm]] {a.get('label', a['name'])!r}: grid must be a table of "
+            raise ValueError(f"{path}: [[run]] {a.get('label', a['algorithm'])!r}: grid must be a table of "
                              "name -> list of values.")
+        try:
+            _check_run_keys({k: v for k, v in a.items() if k != "grid"}, i)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
     return cfg
 
 
@@ -106,10 +142,10 @@ def build(cfg: dict) -> dict:
     topo_kw = dict(cfg.get("topology", {"name": "ring"}))
     topology = jg.topology.get(topo_kw.pop("name"), n, **topo_kw)
     algorithms = {}
-    for a in cfg["algorithm"]:
+    for a in cfg["run"]:
         a = dict(a)
-        label, grid = a.pop("label", a["name"]), a.pop("grid", {})
-        algo_name = a.pop("name")
+        label, grid = a.pop("label", a["algorithm"]), a.pop("grid", {})
+        algo_name = a.pop("algorithm")
         if "compressor" in a:
             a["compressor"] = _compressor(a["compressor"])
         algorithms[str(label)] = (jg.algorithms.get(algo_name, **a), dict(grid))

@@ -22,8 +22,8 @@ from jaxgossip.algorithms._base import Algorithm
 from jaxgossip.result import _jsonable, atomic_write
 from jaxgossip._record import plain_json
 from jaxgossip.problems._base import Problem
-from jaxgossip.simulate import (_hyper_summary, algorithm_record, divergence_limits, prepare, problem_record,
-                                reported_metrics, topology_record)
+from jaxgossip.simulate import (_hyper_summary, algorithm_record, check_callbacks, divergence_limits, prepare,
+                                problem_record, reported_metrics, topology_record)
 from jaxgossip.sweep import (_apply, _problems_for, check_seeds, grid_name, grid_values, hp_column, sweep,
                              validate_grid)
 
@@ -177,7 +177,7 @@ def compare(problem, algorithms: dict, topology=None, *, steps: int, seeds=(0, 1
             metric: str | None = None, target: float | None = None, eval_every: int | None = None, network=None,
             compute=None, backend: str = "auto", data_seeds=None, batch_size: int | None = None,
             divergence_threshold: float | None = None, consensus_threshold: float | None = None,
-            progress: bool = False) -> Comparison:
+            progress: bool = False, callbacks=None) -> Comparison:
     """Tune each algorithm on its own grid, by a criterion averaged over seeds, and report each at its best.
 
     Args:
@@ -197,6 +197,8 @@ def compare(problem, algorithms: dict, topology=None, *, steps: int, seeds=(0, 1
       target: the level of ``metric`` for the time-to-target columns (required for the time criteria). Default for
         ``criterion="final"``: the highest of the labels' best mean final values, a level every algorithm reaches on
         average.
+      callbacks: callables ``callback(step, metrics)`` passed to every label's :func:`jaxgossip.sweep`: called at
+        every evaluation with ``{"<label>/<grid key>=<value>/.../seed=<s>/<metric>": value}`` (see there).
 
     Returns:
       A :class:`Comparison`. A configuration where any seed diverged is never chosen; a label whose every
@@ -223,6 +225,7 @@ def compare(problem, algorithms: dict, topology=None, *, steps: int, seeds=(0, 1
         raise ValueError(f"compare: batch_size must be a positive integer or None, got {batch_size!r}.")
     if not isinstance(progress, (bool, np.bool_)):
         raise ValueError(f"compare: progress must be True or False, got {progress!r}.")
+    callbacks = check_callbacks(callbacks, "compare")
     data_of, problems = _problems_for(problem, seeds, data_seeds)
     problem0 = problems[data_of[seeds[0]]] if data_of else problem
     if not isinstance(problem0, Problem):
@@ -247,7 +250,8 @@ def compare(problem, algorithms: dict, topology=None, *, steps: int, seeds=(0, 1
     for label, (algo, grid) in specs.items():
         df = sweep(source, {label: algo}, topology, grid=grid, seeds=seeds, batch_size=batch_size,
                    divergence_threshold=divergence_threshold, consensus_threshold=consensus_threshold,
-                   progress=progress, data_seeds=[data_of[s] for s in seeds] if data_of else None, **kw)
+                   progress=progress, data_seeds=[data_of[s] for s in seeds] if data_of else None,
+                   callbacks=callbacks, **kw)
         if metric not in df:
             raise ValueError(f"compare: metric {metric!r} is not measured here; the sweep has {sorted(df.columns)}.")
         frames.append(df)

@@ -92,9 +92,9 @@ class Mixing:
             return apply(self.weights, X, self.plan)
         if self.backend == "shift":
             w = self.weights.astype(X.dtype)
-            out = w[0] * X
+            out = _per_row(w[0], X) * X
             for k in range(self.index.shape[0]):
-                out = out + w[k + 1] * jnp.take(X, self.index[k], axis=0)
+                out = out + _per_row(w[k + 1], X) * jnp.take(X, self.index[k], axis=0)
             return out
         if self.backend == "sparse":
             per_row = (-1,) + (1,) * (X.ndim - 1)
@@ -102,6 +102,32 @@ class Mixing:
             neighbours = jax.ops.segment_sum(edges, self.index[0], num_segments=X.shape[0], indices_are_sorted=True)
             return self.diag.astype(X.dtype).reshape(per_row) * X + neighbours
         raise ValueError(f"unknown gossip backend {self.backend!r}")
+
+    def links(self) -> jax.Array:
+        """(n, n) float32 active links of this graph: entry [i, j] = 1 when worker j's model reaches worker i, the
+        link j -> i (``W_ij != 0``, ``i != j``), else 0. Read from the NONZERO weights of every backend (a zero-weight
+        slot, gather or sparse padding, a lost message of :meth:`masked`, carries nothing and is no link), so its
+        column sums are the messages each worker sends and its row sums those it receives (``sends``, ``receives``
+        of an unmasked graph). One graph only: pick a time-varying stack's step with :func:`select` first. Prices a
+        step on a per-link network (:meth:`jaxgossip.cost.Pricing.on`)."""
+        n = self.diag.shape[-1]
+        if self.diag.ndim != 1:
+            raise ValueError("Mixing.links: this is a time-varying stack of graphs; pick one with gossip.select first.")
+        if self.backend == "dense":
+            return ((self.weights != 0) & ~jnp.eye(n, dtype=bool)).astype(jnp.float32)
+        if self.backend == "gather":
+            rows = jnp.broadcast_to(jnp.arange(n)[:, None], self.index.shape)
+            cols, live = self.index, self.weights != 0
+        elif self.backend == "shift":
+            rows = jnp.broadcast_to(jnp.arange(n)[None, :], self.index.shape)
+            w = self.weights[1:]
+            cols, live = self.index, jnp.broadcast_to((w.reshape(-1, 1) if w.ndim == 1 else w) != 0, self.index.shape)
+        elif self.backend == "sparse":
+            rows, cols, live = self.index[0], self.index[1], self.weights != 0
+        else:
+            raise ValueError(f"unknown gossip backend {self.backend!r}")
+        live = (live & (rows != cols)).astype(jnp.float32)
+        return jnp.zeros((n, n), jnp.float32).at[rows, cols].max(live)
 
     def minus_identity(self, X: jax.Array) -> jax.Array:
         """``(W - I) X``."""
@@ -138,7 +164,7 @@ class Mixing:
             w = self.weights.astype(X.dtype)
             out = jnp.zeros_like(X)
             for k in range(self.index.shape[0]):
-                out = out + w[k + 1] * (jnp.take(X, self.index[k], axis=0) - X)
+                out = out + _per_row(w[k + 1], X) * (jnp.take(X, self.index[k], axis=0) - X)
             return out
         if self.backend == "sparse":
             edges = self.weights.astype(X.dtype).reshape(per_row) * (X[self.index[1]] - X[self.index[0]])
@@ -149,6 +175,67 @@ class Mixing:
         """``W @ X`` in difference form, ``x_i + sum_{j != i} w_ij (x_j - x_i)`` (see :meth:`delta`): equal to
         ``mixing(X)`` up to float rounding when W's rows sum to 1, and a consensus stack comes back bit-exactly."""
         return X + self.delta(X)
+
+    def masked(self, up: jax.Array, lost: jax.Array | None = None) -> "Mixing":
+        """This step's mixing with some messages lost: the weight of every lost message moves to the receiver's own
+        model (``W_t[i, j] = 0``, ``W_t[i, i] += W[i, j]``), so a symmetric doubly stochastic W stays one.
+
+        Args:
+          up: bool, one entry per slot of ``index`` (one mixing, not a time-varying stack): dense (n, n) (entry i, j:
+            the message from j to i; the diagonal is ignored), gather (n, k) (slot 0, the worker itself, ignored),
+            shift (K, n) (entry k, i: the message from ``index[k, i]`` to i), sparse (E,) (one per edge).
+          lost: optional (n,) float32 messages each worker no longer sends nor receives (a symmetric graph: one per
+            lost link); default: counted from ``up`` per receiver (a slot with a nonzero weight that is down).
+
+        Returns:
+          A :class:`Mixing` of the same backend and plan (a sharded ``shift`` mixing stays a ``ppermute`` one) whose
+          ``sends`` / ``receives`` count the live messages only, so ``pricing.on(masked)`` prices the step. gather
+          keeps its weights and points a lost slot at the receiver itself (``w_ij x_i``: the weight stays home);
+          sparse zeroes a lost edge's weight and adds it to ``diag``, its self weights; shift's weights become per receiver, (K + 1, n) (``w_k up_k[i]``, self ``w_0`` + the lost ones),
+          which keeps the ``ppermute`` plan; dense moves the weight onto W's diagonal. With every entry of ``up`` True the result, the self weights ``diag`` (+ 0) and the message counts
+          (- 0) equal this mixing's bit for bit.
+        """
+        up = jnp.asarray(up, bool)
+        w = self.weights
+        index = self.index
+        if self.backend == "dense":
+            n = w.shape[-1]
+            keep = up | jnp.eye(n, dtype=bool)
+            dropped = jnp.sum(jnp.where(keep, 0.0, w), axis=1).astype(w.dtype)
+            idx = jnp.arange(n)
+            weights = jnp.where(keep, w, 0.0).astype(w.dtype).at[idx, idx].add(dropped)
+            count = jnp.sum((~keep) & (w != 0), axis=1)
+        elif self.backend == "gather":  # a lost slot reads the receiver's own row: w_ik x_i, its weight kept at home
+            keep = up.at[:, 0].set(True)
+            n = index.shape[0]
+            dropped = jnp.sum(jnp.where(keep, 0.0, w), axis=1).astype(w.dtype)
+            weights, index = w, jnp.where(keep, index, jnp.arange(n, dtype=index.dtype)[:, None])
+            count = jnp.sum((~keep) & (w != 0), axis=1)
+        elif self.backend == "shift":  # per-receiver weights (K + 1, n): w_k up_k[i], self w_0 + the lost w_k
+            rows = jnp.broadcast_to(w[1:].reshape(-1, 1) if w.ndim == 1 else w[1:], up.shape)
+            dropped = jnp.sum(jnp.where(up, 0.0, rows), axis=0).astype(w.dtype)
+            weights = jnp.concatenate([(w[0] + dropped)[None], jnp.where(up, rows, 0.0).astype(w.dtype)], axis=0)
+            count = jnp.sum((~up) & (rows != 0), axis=0)
+        elif self.backend == "sparse":  # a lost edge's weight 0, added to the self weight diag (which it mixes with)
+            n = self.diag.shape[0]
+            dropped = jax.ops.segment_sum(jnp.where(up, 0.0, w), index[0], num_segments=n,
+                                          indices_are_sorted=True).astype(w.dtype)
+            weights = jnp.where(up, w, 0.0).astype(w.dtype)
+            count = jax.ops.segment_sum(((~up) & (w != 0)).astype(jnp.int32), index[0], num_segments=n,
+                                        indices_are_sorted=True)
+        else:
+            raise ValueError(f"unknown gossip backend {self.backend!r}")
+        lost = count.astype(jnp.float32) if lost is None else jnp.asarray(lost, jnp.float32)
+        sends = None if self.sends is None else self.sends - lost
+        receives = None if self.receives is None else self.receives - lost
+        return self.replace(weights=weights, index=index, diag=self.diag + dropped.astype(self.diag.dtype),
+                            sends=sends, receives=receives)
+
+
+def _per_row(w: jax.Array, X: jax.Array) -> jax.Array:
+    """A shift weight as a factor of the (n, ...) stack X: a scalar as it is, per-receiver (n,) weights (a masked
+    mixing, :meth:`Mixing.masked`) as a column."""
+    return w if w.ndim == 0 else w.reshape((-1,) + (1,) * (X.ndim - 1))
 
 
 def _choose_backend(topology: Topology, backend: str) -> str:

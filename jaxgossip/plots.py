@@ -146,8 +146,12 @@ def _finish(ax, x, y, logx, logy, title=None):
 
 
 def plot_results(results, x: str = "step", y: str = "loss", ax=None, logy: bool | None = None, labels=None, title=None,
-                 logx: bool | None = None, legend: bool = True):
+                 logx: bool | None = None, legend: bool = True, band: str | None = None):
     """Draw ``y`` against ``x`` for each result on one Axes (created if not given) and return it.
+
+    ``band="workers"`` draws a per-worker metric (``worker_loss``, ``worker_accuracy``: run with
+    ``metrics=[...]`` naming it) as its mean over the workers with a shaded band from the lowest to the highest
+    worker at each evaluation.
 
     Log axes by default for bits (x) and for losses, consensus and suboptimality (y) where the values span a decade;
     non-positive values are not drawn on a log axis. A diverged run is drawn up to its last finite value,
@@ -158,19 +162,36 @@ def plot_results(results, x: str = "step", y: str = "loss", ax=None, logy: bool 
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
-    series = []
+    if band not in (None, "workers"):
+        raise ValueError(f"plot: band must be None or 'workers', got {band!r}.")
+    series, bands = [], []
     for i, r in enumerate(results):
         if x not in r.metrics or y not in r.metrics:
             raise ValueError(f"plot: metric {x!r} or {y!r} missing; this result has {sorted(r.metrics)}.")
-        series.append((labels[i] if labels else r.label, np.asarray(r.metrics[x], float),
-                       np.asarray(r.metrics[y], float), bool(r.diverged)))
+        ys = np.asarray(r.metrics[y], float)
+        if band == "workers":
+            if ys.ndim != 2:
+                per = sorted(k for k, v in r.metrics.items() if np.ndim(v) == 2)
+                raise ValueError(f"plot: band='workers' needs a per-worker metric as y (this result has {per}; run "
+                                 f"with metrics=['worker_loss', ...]); {y!r} has one value per evaluation.")
+            with np.errstate(all="ignore"):
+                bands.append((np.min(ys, axis=1), np.max(ys, axis=1)))  # NaN rows (after a divergence) stay NaN
+            ys = np.mean(ys, axis=1)
+        elif ys.ndim != 1:
+            raise ValueError(f"plot: {y!r} has one value per worker; plot it with band='workers' (its mean and "
+                             "spread over workers).")
+        series.append((labels[i] if labels else r.label, np.asarray(r.metrics[x], float), ys, bool(r.diverged)))
     ys_all = [s[2] for s in series]
     logy = (y in _LOG_Y and _spans_decades(np.concatenate(ys_all), 1.0)) if logy is None else logy
     logx = (x in _LOG_X and any((s[1] > 0).any() for s in series)) if logx is None else logx
     healthy = []
-    for label, xs, ys, diverged in series:
+    for i, (label, xs, ys, diverged) in enumerate(series):
         ok = _positive(xs, ys, logx, logy)
         line, = ax.plot(xs[ok], ys[ok], label=label + (" (diverged)" if diverged else ""), lw=1.6)
+        if bands:
+            lo, hi = bands[i]
+            keep = ok & _positive(xs, lo, logx, logy)
+            ax.fill_between(xs[keep], lo[keep], hi[keep], color=line.get_color(), alpha=0.2, lw=0)
         if diverged and ok.any():
             last = np.flatnonzero(ok)[-1]
             ax.plot(xs[last], ys[last], "x", color=line.get_color(), ms=8, mew=2)

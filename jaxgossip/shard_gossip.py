@@ -101,16 +101,23 @@ def _permute_block(X, rounds, block):
     return out
 
 
+def _row(w, X):
+    """A weight as a factor of the local block: a scalar, or this block's per-receiver weights as a column (a masked
+    mixing, :meth:`jaxgossip.gossip.Mixing.masked`)."""
+    return w if w.ndim == 0 else w.reshape((-1,) + (1,) * (X.ndim - 1))
+
+
 def _mix_local(weights, X, plan):
-    out = weights[0] * X
+    out = _row(weights[0], X) * X
     for k, rounds in enumerate(plan.perms):
-        out = out + weights[k + 1] * _permute_block(X, rounds, plan.block)
+        out = out + _row(weights[k + 1], X) * _permute_block(X, rounds, plan.block)
     return out
 
 
 def apply(weights: jax.Array, X: jax.Array, plan: ShardPlan) -> jax.Array:
-    """``w_0 X + sum_k w_k P_k X`` for a worker-sharded (n, ...) stack X (same sum order as the ``shift`` backend)."""
-    fn = jax.shard_map(functools.partial(_mix_local, plan=plan), mesh=plan.mesh, in_specs=(P(), P(AXIS)),
+    """``w_0 X + sum_k w_k P_k X`` for a worker-sharded (n, ...) stack X (same sum order as the ``shift`` backend).
+    ``weights``: (K + 1,), or (K + 1, n) per receiver (a masked mixing, split over the devices with X)."""
+    fn = jax.shard_map(functools.partial(_mix_local, plan=plan), mesh=plan.mesh, in_specs=(_wspec(weights), P(AXIS)),
                        out_specs=P(AXIS))
     return fn(weights.astype(X.dtype), X)
 
@@ -118,16 +125,22 @@ def apply(weights: jax.Array, X: jax.Array, plan: ShardPlan) -> jax.Array:
 def _delta_local(weights, X, plan):
     out = jnp.zeros_like(X)
     for k, rounds in enumerate(plan.perms):
-        out = out + weights[k + 1] * (_permute_block(X, rounds, plan.block) - X)
+        out = out + _row(weights[k + 1], X) * (_permute_block(X, rounds, plan.block) - X)
     return out
 
 
 def apply_delta(weights: jax.Array, X: jax.Array, plan: ShardPlan) -> jax.Array:
     """``sum_k w_k (P_k X - X)`` for a worker-sharded stack (the difference form of ``Mixing.delta``, same order as
     the single-device ``shift`` backend, so bit-identical to it)."""
-    fn = jax.shard_map(functools.partial(_delta_local, plan=plan), mesh=plan.mesh, in_specs=(P(), P(AXIS)),
+    fn = jax.shard_map(functools.partial(_delta_local, plan=plan), mesh=plan.mesh,
+                       in_specs=(_wspec(weights), P(AXIS)),
                        out_specs=P(AXIS))
     return fn(weights.astype(X.dtype), X)
+
+
+def _wspec(weights):
+    """Replicated (K + 1,) weights, or per-receiver (K + 1, n) ones split along the workers."""
+    return P() if jnp.ndim(weights) == 1 else P(None, AXIS)
 
 
 def replicate(tree):

@@ -1,4 +1,5 @@
-"""The driver: a whole run is compiled ``lax.scan`` chunks; Python only loops over chunks (for the progress bar).
+"""The driver: a whole run is compiled ``lax.scan`` chunks; Python only loops over chunks (for the progress bar and
+the callbacks, which see each chunk's evaluations when it returns).
 
 Inside one compiled chunk an outer scan runs ``evals_per_chunk`` evaluation blocks, each an inner scan of
 ``eval_every`` steps followed by the metrics of the stack. Step t's key is ``fold_in(key(seed), t)`` and worker i's is
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgossip import faults as fault_lib
 from jaxgossip import gossip
 from jaxgossip._host import to_device
 from jaxgossip._record import describe_callable, plain_json
@@ -42,6 +44,7 @@ class Carry(NamedTuple):
     stopped: jax.Array  # bool: diverged, state frozen
     loss0: jax.Array  # loss at step 0 (divergence reference)
     model: Any = None  # (n, ...) per-worker model state (BatchNorm statistics), None for stateless models
+    faults: Any = None  # the fault Markov chains' states (jg.faults), None without faults
 
 
 @dataclasses.dataclass
@@ -58,6 +61,8 @@ class Prepared:
     seed: int
     sharding: Any
     config: dict
+    faults: Any = None  # jg.faults.FaultPlan, or None
+    fault_params: Any = None  # the faults' traced parameters (jg.faults.params)
 
 
 def _check_int(name, value, minimum=1):
@@ -106,12 +111,17 @@ def _with_metrics(problem, metrics):
 def reported_metrics(problem) -> list:
     """The metric names a run of ``problem`` reports (its evaluation's outputs, with ``problem.metrics`` applied),
     besides ``step``, ``bits`` and ``sim_time``: ``loss`` always, ``worker_accuracy`` as ``worker_accuracy_mean`` and
-    ``worker_accuracy_min``."""
-    want = ("loss",) + tuple(problem.metrics) if problem.metrics else METRICS
+    ``worker_accuracy_min`` (and the (evaluations, n) ``worker_accuracy`` itself when named in ``problem.metrics``),
+    ``worker_loss`` only when named."""
+    from jaxgossip.problems._base import DEFAULT_METRICS
+
+    want = ("loss",) + tuple(problem.metrics) if problem.metrics else DEFAULT_METRICS
     out = []
     for m in METRICS:
         if m in want and _has_metric(problem, m):
             out += ["worker_accuracy_mean", "worker_accuracy_min"] if m == "worker_accuracy" else [m]
+            if m == "worker_accuracy" and problem.metrics and m in problem.metrics:
+                out.append(m)
     return out
 
 
@@ -145,7 +155,7 @@ def bind_compressors(algorithm, problem):
 
 
 def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None, network=None, compute=None,
-            backend="auto", shard="auto", metrics=None) -> Prepared:
+            backend="auto", shard="auto", metrics=None, faults=None) -> Prepared:
     """Validate the inputs (clear errors naming the argument, before anything compiles) and build the pieces."""
     if not isinstance(problem, Problem):
         raise ValueError(f"simulate: problem must be a jg.problems.Problem, got {type(problem).__name__}.")
@@ -176,6 +186,14 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
         compute.check(problem.n)  # per-worker arrays against n, before compiling (not at trace time)
     except ValueError as e:
         raise ValueError(f"simulate: compute: {e}") from None
+    try:
+        network.check(problem.n)  # per-worker / per-link arrays against n, before compiling
+    except ValueError as e:
+        raise ValueError(f"simulate: network: {str(e).removeprefix('Network: ')}") from None
+    if network.kind != "scalar" and algorithm.name in EVENT_DRIVEN:
+        raise ValueError(f"simulate: network: {algorithm.name} is event-driven and prices its messages on one "
+                         f"latency and one bandwidth; give a scalar jg.Network (per-worker or per-link networks "
+                         f"price synchronous rounds only).")
     problem = _with_metrics(problem, metrics)
     check_problem(problem, "simulate")
     algorithm = bind_compressors(algorithm, problem)
@@ -184,6 +202,8 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
                          f"(BatchNorm statistics) does not support yet; use a model without mutable state (GroupNorm, "
                          f"LayerNorm) or a synchronous algorithm.")
     check_graph_contract(algorithm, topology)
+    faults = fault_lib.as_faults(faults)
+    fault_lib.check(algorithm, topology, faults, steps, problem.n)  # refusals and the mask's shape, before compiling
     if algorithm.check_fn is not None:
         algorithm.check_fn(algorithm, problem, topology)
     sharding = worker_sharding(problem.n, shard)
@@ -194,6 +214,8 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
     # every step is priced on its own graph (pricing.on(mix) in the step); this one, step 0's graph, serves the init
     sends, receives = step_degrees(topology)
     pricing = Pricing(network, compute, to_device(sends[0], np.float32), problem.n, to_device(receives[0], np.float32))
+    if network.kind == "matrix":  # a per-link network prices a round on the active links of the step's graph
+        pricing = pricing.on(mixing)
     config = {
         "algorithm": algorithm_record(algorithm),
         "kind": algorithm.kind,
@@ -210,7 +232,7 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
         "eval_every": eval_every,
         "seed": seed,
         "backend": mixing.backend,
-        "network": {"latency": float(network.latency), "bandwidth": float(network.bandwidth)},
+        "network": network.describe(),  # scalar: the two numbers; per-worker / per-link: digests, min and max
         "compute": compute.describe(),
         "devices": 1 if sharding is None else len(jax.devices()),
     }
@@ -218,7 +240,10 @@ def prepare(problem, algorithm, topology=None, *, steps, seed=0, eval_every=None
         config["model"] = _model_summary(problem)
     if problem.metrics is not None:
         config["metrics"] = list(problem.metrics)
-    return Prepared(problem, algorithm, mixing, pricing, period, steps, eval_every, seed, sharding, plain_json(config))
+    if faults:
+        config["faults"] = fault_lib.records(faults)
+    return Prepared(problem, algorithm, mixing, pricing, period, steps, eval_every, seed, sharding, plain_json(config),
+                    fault_lib.plan(faults, mixing, period, problem.n), fault_lib.params(faults) if faults else None)
 
 
 def algorithm_record(algorithm) -> dict:
@@ -286,7 +311,14 @@ def _model_summary(problem) -> dict:
         "batch": "full" if problem.full_batch else problem.batch_size,
         "eval_batch": problem.eval_batch,
         "worker_map": problem.worker_map,
+        "lowering": _lowering_record(problem),
     }
+
+
+def _lowering_record(problem):
+    from jaxgossip.lowering import lowering_record  # the conv lowering and worker map, and how they were chosen
+
+    return lowering_record(problem)
 
 
 def _hyper_summary(hyper: dict, optimizer=None) -> dict:
@@ -328,8 +360,12 @@ def step_unroll(steps: int) -> int:
     return 2 if steps >= LONG_RUN else 1
 
 
-def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, evals, eval_every, period, unroll=1):
+def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, evals, eval_every, period, unroll=1,
+                faults=None, fault_params=None):
     """``evals`` blocks of ``eval_every`` steps, each followed by an evaluation.
+
+    ``faults``: a :class:`jaxgossip.faults.FaultPlan` (None: every link and worker up) and ``fault_params`` its
+    traced parameters; the chains' states are ``carry.faults``.
 
     The metrics have ``evals + 1`` entries: entry 0 evaluates the incoming state with no steps (a run's step-0 metrics
     come from its first chunk, so a run compiles one program, not a second one for its initial evaluation; later
@@ -341,34 +377,50 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
         key = jax.random.fold_in(base_key, c.t)
         slot = StateSlot() if c.model is not None else None
         mix = gossip.select(mixing, c.t, period)  # the graph of step t: the step mixes with it and is priced on it
+        if faults is not None:  # the step's live links (jg.faults): W_t masked, priced on what it carries
+            fstate, online, mix, links_up, online_frac = fault_lib.step(faults, fault_params, c.faults, key, c.t, mix)
         priced = pricing.on(mix)
+        if faults is not None and online is not None and hasattr(priced, "with_online"):
+            priced = priced.with_online(online)  # a synchronous step waits for the slowest online worker
         ctx = Context(problem.replace(worker_state=c.model, slot=slot), mix, priced, c.t)
         new_state, cost = algo.step(c.state, key, ctx)
-        state = _tree_where(c.stopped, c.state, new_state)
+        if faults is not None:  # an offline worker keeps its model and every row of its state
+            state = fault_lib.hold(online, c.state, new_state, problem.n, c.stopped)
+        else:
+            state = _tree_where(c.stopped, c.state, new_state)
         model = c.model
         if slot is not None and slot.value is not None:
             new_model = slot.value
             if problem.share_model_state:
                 new_model, extra = share_model_state(new_model, mix, priced, algo.kind)
                 cost = cost._replace(bits=cost.bits + extra.bits, seconds=cost.seconds + extra.seconds)
-            model = _tree_where(c.stopped, c.model, new_model)
+            if faults is not None:
+                model = fault_lib.hold(online, c.model, new_model, problem.n, c.stopped)
+            else:
+                model = _tree_where(c.stopped, c.model, new_model)
         live = 1.0 - c.stopped.astype(jnp.float32)
-        return (c._replace(state=state, t=c.t + 1, model=model),
-                (jnp.float32(cost.bits * live), jnp.float32(cost.seconds * live)))
+        ys = (jnp.float32(cost.bits * live), jnp.float32(cost.seconds * live))
+        if faults is not None:
+            return (c._replace(state=state, t=c.t + 1, model=model, faults=_tree_where(c.stopped, c.faults, fstate)),
+                    ys + (links_up, online_frac))
+        return c._replace(state=state, t=c.t + 1, model=model), ys
 
     def block(c):
-        c, (bits, secs) = jax.lax.scan(one_step, c, None, length=eval_every, unroll=min(unroll, eval_every))
-        return c, jnp.sum(bits), jnp.sum(secs)
+        c, ys = jax.lax.scan(one_step, c, None, length=eval_every, unroll=min(unroll, eval_every))
+        # bits and seconds summed over the window; the fault fractions averaged over it
+        return (c, jnp.sum(ys[0]), jnp.sum(ys[1])) + tuple(jnp.mean(y) for y in ys[2:])
 
     def no_block(c):
-        return c, jnp.float32(0.0), jnp.float32(0.0)
+        return (c, jnp.float32(0.0), jnp.float32(0.0)) + ((jnp.float32(jnp.nan),) * 2 if faults is not None else ())
 
     def one_eval(c, j):
-        c, bits, secs = jax.lax.cond(j > 0, block, no_block, c)
+        c, bits, secs, *fractions = jax.lax.cond(j > 0, block, no_block, c)
         m = _evaluate(problem.replace(worker_state=c.model), c.state.x)
         loss0 = jnp.where(jnp.isnan(c.loss0), m["loss"].astype(c.loss0.dtype), c.loss0)
         bad = (j > 0) & _diverging(m, loss0, c.state.x, threshold)
         m = dict(m, step=c.t, bits=bits, sim_time=secs, stopped=c.stopped | bad)
+        if faults is not None:
+            m.update(zip(fault_lib.METRICS, fractions))
         return c._replace(stopped=c.stopped | bad, loss0=loss0), m
 
     return jax.lax.scan(one_eval, carry, jnp.arange(evals + 1))
@@ -412,12 +464,16 @@ def _diverging(m, loss0, X, limits):
     return bad
 
 
-_BLOCK_KEYS = ("step", "bits", "sim_time", "stopped")
+_BLOCK_KEYS = ("step", "bits", "sim_time", "stopped", "links_up", "workers_online")
 
 
 def split_entry0(m):
     """A chunk's metrics -> (entry 0's evaluation: the incoming state's, the rest: one entry per block), along the
-    last axis."""
+    last axis. Per-worker metrics (``jg.problems._base.PER_WORKER``) come from the scan as (..., evals + 1, n); their
+    evaluation axis is moved last first, (..., n, evals + 1), so that every metric has its evaluations last."""
+    from jaxgossip.problems._base import PER_WORKER
+
+    m = {k: (np.moveaxis(np.asarray(v), -2, -1) if k in PER_WORKER else v) for k, v in m.items()}
     first = {k: v[..., 0] for k, v in m.items() if k not in _BLOCK_KEYS}
     return first, {k: v[..., 1:] for k, v in m.items()}
 
@@ -434,13 +490,16 @@ def state_shapes(prep: Prepared):
     return _init_state.eval_shape(prep.algorithm, prep.problem, prep.mixing, prep.pricing, initial_models(prep.problem))
 
 
-def fresh_carry(state, dtype, batch: tuple = (), model=None) -> Carry:
+def fresh_carry(state, dtype, batch: tuple = (), model=None, faults=None) -> Carry:
     """Step 0's carry (``batch`` leading axes for a sweep): not stopped, no divergence reference yet (NaN: the first
     chunk sets it). Host (NumPy) values: a jnp constructor would compile a small program for every new shape.
     ``model`` is the (n, ...) initial model state (see :func:`initial_model_state`), copied along ``batch``."""
     if model is not None and batch:
         model = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), batch + np.shape(a)).copy(), model)
-    return Carry(state, np.zeros(batch, np.int32), np.zeros(batch, bool), np.full(batch, np.nan, dtype), model)
+    if faults is not None and batch:  # the fault chains' states (jg.faults.init_state), copied along batch
+        faults = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), batch + np.shape(a)).copy(), faults)
+    return Carry(state, np.zeros(batch, np.int32), np.zeros(batch, bool), np.full(batch, np.nan, dtype), model,
+                 faults)
 
 
 def initial_model_state(problem):
@@ -466,7 +525,7 @@ def share_model_state(model, mixing, pricing, kind):
         return mixed, Cost(pricing.gossip_bits(bits), pricing.gossip_seconds(bits))  # the step's graph
     mixed = jax.tree.map(lambda a: jnp.broadcast_to(a.mean(0), a.shape).astype(a.dtype)
                          if jnp.issubdtype(a.dtype, jnp.floating) else a, model)
-    return mixed, Cost(2 * (pricing.n - 1) * bits, pricing.network.allreduce(pricing.n, bits))
+    return mixed, pricing.allreduce_cost(bits)  # 2 (n - 1) messages of bits; the online workers' ring when set
 
 
 def _evaluate(problem, X):
@@ -483,12 +542,14 @@ def _evaluate_once(problem, X):
 def evaluate_models(problem, X, model_state=None) -> dict:
     """The metrics of the (n, d) models X on ``problem``, with the (n, ...) per-worker ``model_state`` bound (a run's
     final state: what its last evaluation used), as floats. Evaluated on one device from host copies, so a run spread
-    over devices gets its own reduction order (see :func:`_evaluate`). Used by :meth:`jaxgossip.Result.evaluate`."""
+    over devices gets its own reduction order (see :func:`_evaluate`). Used by :meth:`jaxgossip.Result.evaluate`.
+    Floats, and (n,) arrays for per-worker metrics."""
     X = to_device(np.asarray(jax.device_get(X)), problem.x0.dtype)
     if model_state is not None:
         problem = problem.replace(worker_state=jax.tree.map(lambda a: to_device(np.asarray(a)),
                                                             jax.device_get(model_state)))
-    return {k: float(v) for k, v in jax.device_get(_evaluate_once(problem, X)).items()}
+    return {k: (float(v) if np.ndim(v) == 0 else np.asarray(v))  # per-worker metrics: (n,) arrays
+            for k, v in jax.device_get(_evaluate_once(problem, X)).items()}
 
 
 def _place(tree, sharding, n):
@@ -552,6 +613,9 @@ def check_graph_contract(algorithm, topology) -> None:
     Raises:
       ValueError: naming the algorithm and the graph.
     """
+    from jaxgossip.topology._local import check_local_steps
+
+    check_local_steps(algorithm, topology)  # methods keeping neighbours' copies refuse steps that send nothing
     if algorithm.kind != "decentralized" or algorithm.name in COLUMN_STOCHASTIC_OK:
         return
     for topo in getattr(topology, "topologies", (topology,)):
@@ -650,15 +714,56 @@ def _mesh_context(sharding):
     return contextlib.nullcontext() if sharding is None else jax.set_mesh(sharding.mesh)
 
 
+def check_callbacks(callbacks, who: str = "simulate") -> tuple:
+    """``callbacks`` as a tuple of callables ``(step, metrics) -> None`` (None: none; one callable: a tuple of one).
+
+    Raises:
+      ValueError: naming ``callbacks``, for anything else (checked before anything compiles).
+    """
+    if callbacks is None:
+        return ()
+    if callable(callbacks):
+        return (callbacks,)
+    if not isinstance(callbacks, (list, tuple)):
+        raise ValueError(f"{who}: callbacks must be a list of callables (step, metrics) -> None, got "
+                         f"{type(callbacks).__name__}.")
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise ValueError(f"{who}: callbacks[{i}] must be a callable (step, metrics) -> None, got "
+                             f"{type(cb).__name__}.")
+    return tuple(callbacks)
+
+
+def call_callbacks(callbacks, step: int, metrics: dict, who: str = "simulate") -> None:
+    """Call every callback with ``(step, metrics)``; one that raises stops the run with a RuntimeError naming it, the
+    step and its error (chained)."""
+    for cb in callbacks:
+        try:
+            cb(step, metrics)
+        except Exception as e:  # noqa: BLE001 - re-raised with the callback's name and the step
+            name = getattr(cb, "__qualname__", None) or repr(cb)  # a function's name, a logger's repr
+            raise RuntimeError(f"{who}: callback {name} raised {type(e).__name__} at step {step}: {e}") from e
+
+
+def evaluation_rows(metrics: dict, start: int):
+    """``(step, {name: value})`` for evaluations ``start, start + 1, ...`` of assembled metrics (one run's): scalars
+    as Python floats, per-worker metrics as (n,) arrays: the values ``Result.metrics`` holds."""
+    for j in range(start, len(metrics["step"])):
+        yield int(metrics["step"][j]), {k: (float(v[j]) if np.ndim(v) == 1 else np.array(v[j]))
+                                        for k, v in metrics.items() if k != "step"}
+
+
 def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=None, x0=None, resume=None, on_chunk=None,
-                 chunk_evals=None, stop_at=None, consensus_threshold=None, unroll=None) -> Result:
+                 chunk_evals=None, stop_at=None, consensus_threshold=None, unroll=None, callbacks=()) -> Result:
     """Run a prepared configuration from step 0, or from a checkpoint.
 
     Args (besides simulate's): ``resume``: ``(carry, m0, chunks)`` saved by an ``on_chunk`` callback, to continue
     from (bit-identical to an uninterrupted run); ``on_chunk(carry, m0, chunks)``: called after every compiled chunk;
     ``chunk_evals``: evaluations per chunk (must divide the number of evaluations); ``stop_at``: return after the chunk
-    that reaches this step (the Result has NaN after it). Used by :mod:`jaxgossip.checkpoint`.
+    that reaches this step (the Result has NaN after it). Used by :mod:`jaxgossip.checkpoint`. ``callbacks``: as
+    simulate's (a resumed run calls them for the evaluations after the checkpoint only).
     """
+    callbacks = check_callbacks(callbacks)
     t_start = time.perf_counter()
     problem, algo, n = prep.problem, prep.algorithm, prep.problem.n
     with _mesh_context(prep.sharding):
@@ -667,7 +772,8 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=None, x0
             X0 = initial_models(problem, x0)
             state = _init_state(algo, problem_p, prep.mixing, prep.pricing, _place(X0, prep.sharding, n))
             model = _place(initial_model_state(problem), prep.sharding, n)
-            carry, m0, chunks = fresh_carry(state, problem.x0.dtype, model=model), None, []
+            carry = fresh_carry(state, problem.x0.dtype, model=model, faults=fault_lib.init_state(prep.faults))
+            m0, chunks = None, []
         else:
             carry, m0, chunks = resume
             carry = _place(carry, prep.sharding, n)
@@ -680,6 +786,7 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=None, x0
         show = progress if progress is not None else long_run(prep)
         done = sum(len(c["step"]) for c in chunks)
         stopped = bool(chunks[-1]["stopped"][-1]) if chunks else False
+        emitted = done + 1 if chunks else 0  # evaluations the callbacks have seen (a resumed run: those before it)
         with _progress(prep.steps, show, prep.config.get("label", algo.name)) as bar:
             bar.update(done * prep.eval_every)
             for _ in range((num_evals - done) // per_chunk):
@@ -687,7 +794,8 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=None, x0
                     break
                 carry, m = _run_chunk(carry, algo, problem_p, prep.mixing, prep.pricing, base_key, threshold,
                                       evals=per_chunk, eval_every=prep.eval_every, period=prep.period,
-                                      unroll=step_unroll(prep.steps) if unroll is None else unroll)
+                                      unroll=step_unroll(prep.steps) if unroll is None else unroll,
+                                      faults=prep.faults, fault_params=prep.fault_params)
                 first, rest = split_entry0(to_host(m))
                 m0 = first if m0 is None else m0
                 chunks.append(rest)
@@ -696,9 +804,14 @@ def run_prepared(prep: Prepared, *, progress=None, divergence_threshold=None, x0
                 stopped = bool(chunks[-1]["stopped"][-1])
                 if on_chunk is not None:
                     on_chunk(carry, m0, chunks)
+                if callbacks:  # the evaluations so far, assembled as the Result will hold them (same float64 values)
+                    so_far = assemble_metrics(m0, chunks, done, prep.eval_every)[0]
+                    for step, row in evaluation_rows(so_far, emitted):
+                        call_callbacks(callbacks, step, row)
+                    emitted = len(so_far["step"])
     metrics, diverged, div_step = assemble_metrics(m0, chunks, num_evals, prep.eval_every)
     return Result(metrics, dict(prep.config), diverged, div_step, time.perf_counter() - t_start, carry.state,
-                  carry.model)
+                  carry.model, problem.layout)
 
 
 def assemble_metrics(m0, chunks, num_evals, eval_every):
@@ -706,22 +819,31 @@ def assemble_metrics(m0, chunks, num_evals, eval_every):
 
     Bits and simulated time are summed per evaluation block on the device and accumulated here in float64. A run that
     stopped early (diverged) has NaN after its first bad evaluation. Leading axes (a sweep's configurations) are kept:
-    one call assembles a whole batch. Returns ``(metrics, diverged, diverged_step)``: for one run a bool and an int (or
-    None); with leading axes a bool array and an int array (-1 where the run did not diverge).
+    one call assembles a whole batch. Per-worker metrics (their worker axis before the evaluations, see
+    :func:`split_entry0`) come out as (..., 1 + num_evals, n). Returns ``(metrics, diverged, diverged_step)``: for one
+    run a bool and an int (or None); with leading axes a bool array and an int array (-1 where the run did not
+    diverge).
     """
-    batch = np.shape(next(iter(m0.values())))
+    from jaxgossip.problems._base import PER_WORKER
+
+    batch = np.shape(m0["loss"]) if "loss" in m0 else np.shape(next(iter(m0.values())))
     total = num_evals + 1
-    names = list(m0) + ["bits", "sim_time"]
+    names = list(m0) + ["bits", "sim_time"] + [k for k in ("links_up", "workers_online") if chunks and k in chunks[0]]
     stopped = np.concatenate([np.zeros(batch + (1,), bool)] + [np.asarray(c["stopped"], bool) for c in chunks], -1)
     stopped = np.concatenate([stopped, np.zeros(batch + (total - stopped.shape[-1],), bool)], -1)
     after_bad = np.concatenate([np.zeros(batch + (1,), bool), np.cumsum(stopped, -1)[..., :-1] > 0], -1)
     out = {"step": np.broadcast_to(np.arange(total, dtype=np.int64) * eval_every, batch + (total,)).copy()}
     for k in names:
-        first = np.zeros(batch + (1,)) if k in ("bits", "sim_time") else np.asarray(m0[k], np.float64)[..., None]
+        if k in ("links_up", "workers_online"):  # fractions over an evaluation window: none before step 1
+            first = np.full(batch + (1,), np.nan)
+        else:
+            first = np.zeros(batch + (1,)) if k in ("bits", "sim_time") else np.asarray(m0[k], np.float64)[..., None]
         v = np.concatenate([first] + [np.asarray(c[k], np.float64) for c in chunks], -1)
         if k in ("bits", "sim_time"):
             v = np.cumsum(v, -1)
-        v = np.concatenate([v, np.full(batch + (total - v.shape[-1],), np.nan)], -1)
+        v = np.concatenate([v, np.full(v.shape[:-1] + (total - v.shape[-1],), np.nan)], -1)
+        if k in PER_WORKER:  # (..., n, evaluations) -> (..., evaluations, n)
+            v = np.moveaxis(v, -1, -2)
         v[after_bad] = np.nan
         out[k] = v
     diverged = stopped.any(-1)
@@ -735,7 +857,8 @@ def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVa
              seed: int = 0, eval_every: int | None = None, network: Network | None = None,
              compute: ComputeModel | None = None, backend: str = "auto", shard="auto", progress: bool | None = None,
              divergence_threshold: float = DIVERGENCE_THRESHOLD, x0=None, label: str | None = None,
-             consensus_threshold: float = CONSENSUS_THRESHOLD, metrics=None, memory_limit: int | None = None) -> Result:
+             consensus_threshold: float = CONSENSUS_THRESHOLD, metrics=None, memory_limit: int | None = None,
+             callbacks=None, faults=None) -> Result:
     """Run ``algorithm`` on ``problem`` over ``topology`` for ``steps`` iterations as compiled ``lax.scan`` chunks.
 
     Args:
@@ -745,7 +868,8 @@ def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVa
       steps: number of iterations T (a multiple of ``eval_every``).
       seed: the run seed; every random draw derives from it (same seed, same numbers, on 1 device or 8).
       eval_every: evaluate the metrics every this many steps (default: steps // 100).
-      network: the alpha-beta network model pricing the messages (default ``jg.Network()``).
+      network: the alpha-beta network model pricing the messages (default ``jg.Network()``; latency and bandwidth
+        per worker or per link: see :class:`jaxgossip.Network`).
       compute: the computation-time model (default ``jg.ComputeModel()``: constant 1000 samples/s).
       backend: gossip backend, ``"auto"``, ``"dense"``, ``"gather"``, ``"shift"`` or ``"sparse"`` (see
         :mod:`jaxgossip.gossip`).
@@ -761,16 +885,31 @@ def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVa
       x0: optional initial models: (d,) shared by every worker, or (n, d) one per worker (default: the problem's).
       label: a name for plots and tables (default: the algorithm's name).
       metrics: the metrics to evaluate, from ``jg.problems.METRICS`` (default: every one the problem has; ``loss``
-        is always evaluated: divergence detection reads it). ``"worker_accuracy"`` adds the mean and the minimum over
-        workers of each worker's own test accuracy (``worker_accuracy_mean``, ``worker_accuracy_min``).
+        is always evaluated: divergence detection reads it). ``"worker_accuracy"`` adds each worker's own test
+        accuracy as an (evaluations, n) array ``worker_accuracy`` and its mean and minimum over workers
+        (``worker_accuracy_mean``, ``worker_accuracy_min``; by default a classifier reports these two only).
+        ``"worker_loss"`` (never by default: n evaluations of the objective) adds the (evaluations, n) array of the
+        global training objective at each worker's own model, f(x_i) = (1/n) sum_j f_j(x_i) with the L2 term (and, for
+        a network, worker i's own model state); its mean over workers is >= ``loss`` = f(xbar) for a convex f.
       memory_limit: bytes the run may use (default: 90% of the device's memory, or of the RAM on CPU); a run whose
         estimate (:func:`jaxgossip.memory_estimate`) exceeds it is refused before compiling, with the numbers.
+      callbacks: callables ``callback(step, metrics)`` (or one callable) called at every evaluation, in order, with
+        the step and ``{name: value}`` of that evaluation: the values ``Result.metrics`` will hold (floats; (n,)
+        arrays for per-worker metrics), without ``step``. The run is compiled chunks of several evaluations (up to
+        2000 steps, 200 for a network): the callbacks see each chunk's evaluations when it returns to the host, so
+        they change neither the compiled program nor the numbers. A run that diverged stops at the end of that chunk:
+        the evaluations it skips (NaN in ``Result.metrics``) are not called. A callback that raises stops the run with
+        a RuntimeError naming it and the step. Ready ones: :mod:`jaxgossip.loggers` (CSV, TensorBoard).
+      faults: ``jg.faults.link_failures(p, burst=None)``, ``jg.faults.churn(p_leave, p_return)``,
+        ``jg.faults.availability(mask)``, or a list of them (see :mod:`jaxgossip.faults`): the step's graph is drawn
+        inside the compiled step; the metrics gain ``links_up`` and ``workers_online``. With ``p = 0`` (an always-true
+        mask) the run is the fault-free run bit for bit.
 
     Returns:
       A :class:`jaxgossip.Result`.
     """
     prep = prepare(problem, algorithm, topology, steps=steps, seed=seed, eval_every=eval_every, network=network,
-                   compute=compute, backend=backend, shard=shard, metrics=metrics)
+                   compute=compute, backend=backend, shard=shard, metrics=metrics, faults=faults)
     if label is not None:
         prep.config["label"] = str(label)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
@@ -778,10 +917,11 @@ def simulate(problem: Problem, algorithm: Algorithm, topology: Topology | TimeVa
     if memory_limit is not None and (isinstance(memory_limit, (bool, np.bool_))
                                      or not isinstance(memory_limit, (int, np.integer)) or memory_limit < 1):
         raise ValueError(f"simulate: memory_limit must be a positive number of bytes or None, got {memory_limit!r}.")
+    callbacks = check_callbacks(callbacks)
     record_run_inputs(prep, x0, divergence_threshold, consensus_threshold)  # clear errors before compiling
     check_fits(prep, memory_limit)
     return run_prepared(prep, progress=progress, divergence_threshold=divergence_threshold, x0=x0,
-                        consensus_threshold=consensus_threshold)
+                        consensus_threshold=consensus_threshold, callbacks=callbacks)
 
 
 def memory_estimate(problem, algorithm, topology=None, **kwargs) -> dict:

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgossip import faults as fault_lib
 from jaxgossip import gossip
 from jaxgossip._host import to_device
 from jaxgossip._threefry_cpu import run_jit
@@ -28,6 +29,7 @@ from jaxgossip.result import atomic_write
 from jaxgossip.simulate import (CONSENSUS_THRESHOLD, DIVERGENCE_THRESHOLD, _chunk_impl, _evals_per_chunk, _init_state,
                                 assemble_metrics, divergence_limits, fresh_carry, initial_model_state, initial_models,
                                 prepare, split_entry0, state_shapes, step_unroll)
+from jaxgossip.simulate import _with_metrics, call_callbacks, check_callbacks
 
 __all__ = ["sweep", "estimate_memory", "expand_grid", "validate_grid", "hp_column", "grid_name", "HP_PREFIX"]
 
@@ -84,7 +86,7 @@ def _apply(algorithm: Algorithm, point: dict) -> Algorithm:
     hyper = {}
     for key, value in point.items():
         name = grid_name(key)
-        if name == "topology":
+        if name == "topology" or name.startswith("faults."):  # the graph and the faults are not the algorithm's
             continue
         if "." in name:
             outer, inner = name.split(".", 1)
@@ -122,6 +124,8 @@ def validate_grid(algorithm: Algorithm, grid: dict, d: int, n: int | None = None
         if name in ("seed", "data_seed"):
             raise ValueError(f"sweep: {key!r} cannot be a grid key; pass seeds=[...] (and data_seeds=) instead.")
         values = grid_values(key, values)
+        if name.startswith("faults."):  # checked against the run's faults (jg.faults.validate_grid)
+            continue
         _apply(algorithm, {key: 0.0 if name != "topology" else None})  # the name exists (clear error otherwise)
         for value in values:
             try:
@@ -249,10 +253,10 @@ def _sharing(shard_sweep: bool) -> int:
 
 
 def _batched_chunk(carry, algo, problem, mixing, pricing, key, threshold, *, evals, eval_every, period, mix_axis,
-                   unroll, prob_axis=None):
-    fn = lambda c, a, p, m, k: _chunk_impl(c, a, p, m, pricing, k, threshold, evals=evals, eval_every=eval_every,
-                                           period=period, unroll=unroll)
-    return jax.vmap(fn, in_axes=(0, 0, prob_axis, mix_axis, 0))(carry, algo, problem, mixing, key)
+                   unroll, prob_axis=None, faults=None, fault_params=None):
+    fn = lambda c, a, p, m, k, fp: _chunk_impl(c, a, p, m, pricing, k, threshold, evals=evals, eval_every=eval_every,
+                                               period=period, unroll=unroll, faults=faults, fault_params=fp)
+    return jax.vmap(fn, in_axes=(0, 0, prob_axis, mix_axis, 0, 0))(carry, algo, problem, mixing, key, fault_params)
 
 
 _run_batch = run_jit(_batched_chunk, static_argnames=("evals", "eval_every", "period", "mix_axis", "unroll",
@@ -281,7 +285,29 @@ def _plain(v):
     return v if isinstance(v, (int, float, str, bool)) else str(v)
 
 
-def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sweep, problems=None):
+def run_name(label, point, seed, data_seed=None) -> str:
+    """A sweep configuration's name for the callbacks: ``label/<grid key>=<value>/.../seed=<s>`` (and
+    ``/data_seed=<s>`` with a problem factory whose data seed differs)."""
+    parts = [str(label)] + [f"{grid_name(k)}={v.name if hasattr(v, 'W') else _plain(v)}" for k, v in point.items()]
+    parts.append(f"seed={int(seed)}")
+    if data_seed is not None and int(data_seed) != int(seed):
+        parts.append(f"data_seed={int(data_seed)}")
+    return "/".join(parts)
+
+
+def _batch_rows(so_far, names, start):
+    """``(step, {f"{name}/{metric}": value})`` for every evaluation from ``start`` of a batch's metrics so far."""
+    for j in range(start, so_far["step"].shape[-1]):
+        row = {}
+        for b, name in enumerate(names):
+            for k, v in so_far.items():
+                if k != "step":
+                    row[f"{name}/{k}"] = float(v[b, j]) if v.ndim == 2 else np.array(v[b, j])
+        yield int(so_far["step"][0, j]), row
+
+
+def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sweep, problems=None, callbacks=(),
+                  names=None):
     """Run one batch of (point, seed) pairs as one vmapped program: ``(metrics, diverged, diverged_step)``, each with
     a leading axis over the pairs.
 
@@ -290,7 +316,8 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
     ``(loss multiple, consensus multiple)`` pair :func:`jaxgossip.simulate.divergence_limits` gives.
 
     With ``shard_sweep`` on several devices, a batch that does not divide over them is padded with copies of its last
-    pair (the same numbers again), whose results are dropped."""
+    pair (the same numbers again), whose results are dropped. ``callbacks`` (with ``names``, one per pair) are called
+    at every evaluation of the batch with every pair's metrics (see :func:`sweep`)."""
     B, devices = len(points), (len(jax.devices()) if shard_sweep else 1)
     pad = (-B) % devices
     if pad:
@@ -305,7 +332,11 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
     mixing = mix_stack if mix_stack is not None else prep.mixing
     states = _init_batch(algos, problem, mixing, prep.pricing, X0, mix_axis=0 if mix_stack is not None else None,
                          prob_axis=prob_axis)
-    carry = fresh_carry(states, prep.problem.x0.dtype, (B + pad,), model=initial_model_state(prep.problem))
+    carry = fresh_carry(states, prep.problem.x0.dtype, (B + pad,), model=initial_model_state(prep.problem),
+                        faults=fault_lib.init_state(prep.faults))
+    fault_params = None  # each configuration's fault parameters (a swept "faults.p"), stacked along the batch
+    if prep.faults is not None:
+        fault_params = _stack([fault_lib.params_at(prep.fault_params, p, grid_name) for p in points])
     if max(seeds) < 2**32:
         keys = _seed_keys(np.asarray(seeds, np.uint32))
     else:  # jax.random.key's own handling of wide seeds, one call each
@@ -313,7 +344,7 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
     if devices > 1:
         mesh = jax.sharding.Mesh(np.array(jax.devices()), ("sweep",))
         sh = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("sweep"))
-        carry, algos, keys = jax.device_put((carry, algos, keys), sh)
+        carry, algos, keys, fault_params = jax.device_put((carry, algos, keys, fault_params), sh)
         if mix_stack is not None:
             mixing = jax.device_put(mixing, sh)
         if problems is not None:
@@ -321,14 +352,21 @@ def _run_batch_of(prep, points, seeds, divergence_threshold, mix_stack, shard_sw
     num_evals = prep.steps // prep.eval_every
     per_chunk = _evals_per_chunk(num_evals, prep.eval_every)
     threshold = divergence_limits(*np.atleast_1d(divergence_threshold)[:2])
-    chunks, m0 = [], None
+    chunks, m0, emitted = [], None, 0
     for _ in range(num_evals // per_chunk):
         carry, m = _run_batch(carry, algos, problem, mixing, prep.pricing, keys, threshold, evals=per_chunk,
                               eval_every=prep.eval_every, period=prep.period, mix_axis=0 if mix_stack is not None else None,
-                              unroll=step_unroll(prep.steps), prob_axis=prob_axis)
+                              unroll=step_unroll(prep.steps), prob_axis=prob_axis, faults=prep.faults,
+                              fault_params=fault_params)
         first, rest = split_entry0(jax.device_get(m))
         m0 = first if m0 is None else m0
         chunks.append(rest)
+        if callbacks:  # the evaluations so far, as the frame will hold them (same float64 values)
+            so_far = {k: v[:B] for k, v in assemble_metrics(m0, chunks, len(chunks) * per_chunk,
+                                                             prep.eval_every)[0].items()}
+            for step, row in _batch_rows(so_far, names, emitted):
+                call_callbacks(callbacks, step, row, "sweep")
+            emitted = so_far["step"].shape[-1]
         if bool(np.all(chunks[-1]["stopped"][:, -1])):
             break
     metrics, diverged, step = assemble_metrics(m0, chunks, num_evals, prep.eval_every)
@@ -339,7 +377,7 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
           network=None, compute=None, backend: str = "auto", batch_size: int | None = None,
           memory_limit: int | None = None, resume: str | None = None, shard_sweep: bool = False,
           divergence_threshold: float = DIVERGENCE_THRESHOLD, consensus_threshold: float = CONSENSUS_THRESHOLD,
-          progress: bool = False, data_seeds=None):
+          progress: bool = False, data_seeds=None, metrics=None, callbacks=None, faults=None):
     """Run every grid point x seed as one vmapped, compiled program; return one tidy DataFrame.
 
     Args:
@@ -370,6 +408,17 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
       shard_sweep: spread each batch over all devices along the sweep axis (a batch that does not divide evenly is
         padded with copies of its last configuration, whose results are dropped).
       progress: print one line per batch.
+      metrics: the metrics to evaluate, as in :func:`jaxgossip.simulate` (default: the problem's). A per-worker
+        metric (``worker_loss``, ``worker_accuracy``) gives one column per worker, ``worker_loss[0]``, ...,
+        ``worker_loss[n-1]``.
+      callbacks: callables ``callback(step, metrics)`` called at every evaluation of every compiled batch (as each
+        chunk returns to the host, see :func:`jaxgossip.simulate`), with one dict for all the batch's configurations:
+        ``{"<run name>/<metric>": value}``, the run name being ``label/<grid key>=<value>/.../seed=<s>`` (e.g.
+        ``"choco/lr=0.1/seed=0/loss"``; TensorBoard groups the runs by label). Batches run one after another, so
+        ``step`` starts again at 0 for each batch (other names). The values equal the returned frame's.
+      faults: as in :func:`jaxgossip.simulate` (``jg.faults``); their parameters are grid keys ``"faults.p"``,
+        ``"faults.burst"``, ``"faults.p_leave"``, ``"faults.p_return"`` (``"faults.<j>.<param>"`` for the j-th of a
+        list, required where two faults share the name): one vmapped program over them.
 
     Returns:
       A pandas DataFrame, one row per configuration x seed x evaluation, with columns ``label``, one ``hp.<name>``
@@ -406,7 +455,16 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
             raise ValueError(f"sweep: {name} must be True or False, got {flag!r}.")
     limits = divergence_limits(divergence_threshold, consensus_threshold)
     resume = _check_resume(resume)
+    callbacks = check_callbacks(callbacks, "sweep")
     data_of, problems = _problems_for(problem, seeds, data_seeds)
+    if metrics is not None:
+        try:
+            if data_of:
+                problems = {k: _with_metrics(p, metrics) for k, p in problems.items()}
+            else:
+                problem = _with_metrics(problem, metrics)
+        except ValueError as e:
+            raise ValueError(str(e).replace("simulate:", "sweep:", 1)) from None
     problem0 = problems[data_of[seeds[0]]] if data_of else problem
     names = [hp_column(k) for k in grid]
     if len(names) != len(set(names)):
@@ -419,7 +477,11 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
     for label, algo in algos.items():  # every algorithm's grid and inputs, before anything compiles
         validate_grid(algo, grid, problem0.d, problem0.n)
         preps[label] = prepare(problem0, algo, topo0, steps=steps, seed=0, eval_every=eval_every, network=network,
-                               compute=compute, backend=backend, shard=False)
+                               compute=compute, backend=backend, shard=False, faults=faults)
+        fault_keys = [k for k in grid if grid_name(k).startswith("faults.")]
+        if fault_keys:
+            fault_lib.validate_grid(fault_lib.as_faults(faults), {grid_name(k): grid[k] for k in fault_keys},
+                                    [grid_name(k) for k in fault_keys])
     done = pd.read_csv(resume) if resume and os.path.exists(resume) else None
     finished = set(done["config_key"]) if done is not None else set()
     frames = [done] if done is not None else []
@@ -442,8 +504,9 @@ def sweep(problem, algorithm, topology=None, *, steps: int, grid: dict | None = 
                 probs = [problems[data_of[s]] for _, s in part] if stacked else None
                 if not stacked and data_of:
                     prep.problem = problems[data_of[part[0][1]]]
+                live = dict(callbacks=callbacks, names=[run_name(label, p, s, data_of.get(s)) for p, s in part])
                 results = _run_batch_of(prep, [p for p, _ in part], [s for _, s in part], limits, mix, shard_sweep,
-                                        *([probs] if probs is not None else []))
+                                        *([probs] if probs is not None else []), **(live if callbacks else {}))
                 frames.append(_frame(label, part, results, data_of))
                 if resume:
                     atomic_write(resume, pd.concat(frames, ignore_index=True).to_csv(index=False))
@@ -708,6 +771,10 @@ def _frame(label, part, results, data_of=None):
     for k, v in metrics.items():
         if k.startswith(HP_PREFIX):
             raise ValueError(f"sweep: metric {k!r} starts with the hyperparameter prefix {HP_PREFIX!r}.")
+        if v.ndim == 3:  # a per-worker metric (configurations, evaluations, n): one column per worker
+            for i in range(v.shape[-1]):
+                cols[f"{k}[{i}]"] = v[..., i].reshape(-1)
+            continue
         cols[k] = v.reshape(-1)  # configuration-major, as the columns above
     cols["diverged"] = per_config(diverged)
     cols["diverged_step"] = per_config(div_step)

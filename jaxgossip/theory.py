@@ -34,7 +34,8 @@ from jaxgossip.compressors._base import Compressor
 from jaxgossip.topology import TimeVarying, Topology
 
 __all__ = ["rho", "mu", "estimate_alpha", "dcd_condition", "DCDCondition", "warn_if_dcd_unstable", "REDUCTIONS",
-           "estimate_omega", "choco_gamma", "suggest_consensus", "warn_if_consensus_too_large"]
+           "estimate_omega", "choco_gamma", "suggest_consensus", "warn_if_consensus_too_large", "link_failure_gram",
+           "link_failure_rate"]
 
 #: How :func:`estimate_alpha` reduces its draws: ``max`` (default), ``quantile``, ``mean``.
 REDUCTIONS = ("max", "quantile", "mean")
@@ -376,3 +377,104 @@ def warn_if_dcd_unstable(algorithm, problem, topology, num_keys: int = 16) -> DC
             stacklevel=5,
         )
     return cond
+
+
+# ---- random link failures ----------------------------------------------------------------------------------------
+#: Largest n for which :func:`link_failure_rate` builds the dense n x n matrix E[W_t^T W_t] (O(n^2) memory, O(n^3) time).
+LINK_FAILURE_MAX_N = 4096
+
+
+def _failure_inputs(topology, p, name):
+    """(dense symmetric W, p) checked: an undirected Topology or a symmetric (n, n) doubly stochastic array, p in
+    [0, 1]."""
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(p) or not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"{name}: p (the probability that a link is down at a step) must be a number in [0, 1], "
+                         f"got {p!r}.")
+    if isinstance(topology, TimeVarying):
+        raise ValueError(f"{name}: needs one undirected graph, got a time-varying sequence ({topology.name}); call it "
+                         f"on each graph.")
+    if isinstance(topology, Topology):
+        if topology.n > LINK_FAILURE_MAX_N:
+            raise ValueError(f"{name}: builds the dense n x n matrix E[W_t^T W_t]; n = {topology.n} is above "
+                             f"{LINK_FAILURE_MAX_N}.")
+        W = np.asarray(topology.W, np.float64)
+    else:
+        W = np.asarray(topology, dtype=np.float64)
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"{name}: topology must be a jg.topology.Topology or a symmetric (n, n) matrix, got shape "
+                         f"{W.shape}.")
+    if not np.allclose(W, W.T, atol=1e-9):
+        raise ValueError(f"{name}: needs an undirected graph (a symmetric W: a link is up or down in both "
+                         f"directions); {getattr(topology, 'name', 'this matrix')} is directed.")
+    if not np.allclose(W.sum(axis=1), 1.0, atol=1e-9):
+        raise ValueError(f"{name}: needs a doubly stochastic W (rows summing to 1).")
+    return W, float(p)
+
+
+def link_failure_gram(topology, p: float) -> np.ndarray:
+    """``E[W_t^T W_t]`` (n x n, float64) for i.i.d. link failures with probability ``p`` per link and step.
+
+    Failure model (issue 23, ``jg.faults.link_failures``): each undirected link e = {i, j} of weight ``w_e = W_ij`` is
+    up at step t with probability 1 - p (``u_e ~ Bernoulli(1 - p)``, independent over links and steps); a down link's
+    weight moves to both ends' self weights, so
+
+        W_t = I - sum_e u_e w_e (e_i - e_j)(e_i - e_j)^T = I - L_u,
+
+    symmetric and doubly stochastic at every step (W itself is ``I - L``, L the weighted Laplacian). With q = 1 - p,
+    ``E[u_e u_f] = q^2`` for e != f and ``q`` for e = f, and each link's term ``L_e = w_e b_e b_e^T``
+    (``b_e = e_i - e_j``, ``||b_e||^2 = 2``) has ``L_e^2 = 2 w_e^2 b_e b_e^T``, so exactly
+
+        E[W_t^T W_t] = I - 2 q L + q^2 L^2 + 2 q (1 - q) L_{w^2}
+                     = (I - q L)^2 + 2 q (1 - q) L_{w^2},
+
+    with ``L_{w^2}`` the Laplacian of the squared weights. At p = 0 it is W^2.
+
+    Args:
+      topology: an undirected :class:`~jaxgossip.topology.Topology` or a symmetric doubly stochastic (n, n) array.
+      p: probability that a link is down at a step, in [0, 1].
+
+    Returns:
+      The (n, n) matrix.
+    """
+    W, p = _failure_inputs(topology, p, "link_failure_gram")
+    n = W.shape[0]
+    q = 1.0 - p
+    off = W - np.diag(np.diag(W))  # the link weights w_e (both directions)
+    L = np.diag(off.sum(axis=1)) - off
+    off2 = off ** 2
+    L2 = np.diag(off2.sum(axis=1)) - off2
+    I_qL = np.eye(n) - q * L
+    return I_qL @ I_qL + 2.0 * q * (1.0 - q) * L2
+
+
+def link_failure_rate(topology, p: float) -> float:
+    """The expected per-step consensus contraction under i.i.d. random link failures: the largest eigenvalue of
+    ``E[W_t^T W_t]`` (:func:`link_failure_gram`) on the subspace orthogonal to the all-ones vector.
+
+    Every W_t is doubly stochastic, so the average ``Xbar`` is kept exactly and, conditioning on the past,
+    ``E||X_{t+1} - Xbar||_F^2 <= lambda E||X_t - Xbar||_F^2`` with this lambda (Boyd, Ghosh, Prabhakar, Shah 2006,
+    "Randomized gossip algorithms", Sec. II: lambda_2(E[W^T W]) bounds the mean-square convergence of gossip with
+    random matrices). Hence plain gossip reaches a consensus distance eps after about ``log(eps) / log(lambda)``
+    steps, and D-PSGD's consensus term degrades accordingly.
+
+    Relation to the static graph: at p = 0, E[W^T W] = W^2 and the rate is ``rho(W)^2`` with ``rho =
+    max(|lambda_2|, |lambda_n|)`` = ``topology.rho`` (the per-step contraction of the distance itself, so rho^2 for its
+    square). It grows with p to 1 at p = 1 (no link ever up). For links that fail in bursts (a Markov chain per link)
+    with the same stationary probability p, each W_t has the same law but consecutive steps are correlated: this
+    i.i.d. rate is then only the one-step quantity, not the multi-step decay.
+
+    Args:
+      topology: an undirected :class:`~jaxgossip.topology.Topology` (n <= :data:`LINK_FAILURE_MAX_N`) or a symmetric
+        doubly stochastic (n, n) array.
+      p: probability that a link is down at a step, in [0, 1].
+
+    Returns:
+      lambda in [0, 1]; 0.0 for n = 1.
+    """
+    M = link_failure_gram(topology, p)
+    n = M.shape[0]
+    if n == 1:
+        return 0.0
+    lam = np.linalg.eigvalsh(M - np.full((n, n), 1.0 / n))  # the ones vector moves from eigenvalue 1 to 0 (M >= 0)
+    return float(min(max(lam[-1], 0.0), 1.0))

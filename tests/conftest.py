@@ -12,6 +12,7 @@ os.environ["XLA_FLAGS"] = " ".join(
     [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8", FAST_COMPILE]
 ).strip()
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ["JAXGOSSIP_LOWERING"] = "platform"  # "auto" lowerings take the platform rule: no test times anything
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -20,3 +21,33 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def devices():
     return jax.devices()
+
+
+@pytest.fixture(autouse=True)
+def _no_persistent_cache_after_the_test():
+    """A test that runs the CLI in-process turns JAX's persistent compilation cache on (``jaxgossip run`` does, as
+    users want); switch it off again so the next tests of this worker do not write into the user's cache folder (a
+    write into a cache filled by other XLA flags crashed a worker once)."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    before = jax.config.jax_compilation_cache_dir
+    yield
+    if jax.config.jax_compilation_cache_dir != before:
+        jax.config.update("jax_compilation_cache_dir", before)
+        compilation_cache.reset_cache()
+
+
+#: The longest test files of the last full run (tens of seconds to minutes each), longest first, started first:
+#: `make test` hands whole files to two workers (``--dist loadfile --no-loadscope-reorder``: in this order, not by
+#: number of tests, which put the one-test notebooks last), so a long file started last would keep one worker busy
+#: while the other idles. Every other file keeps its place after these.
+LONG_FILES_FIRST = ("test_networks", "test_sweep", "test_repro_networks", "test_reference_matrix", "test_simulate",
+                    "test_powergossip", "test_notebook_07", "test_compressor_contracts", "test_conv_lowering",
+                    "test_hyper_effect", "test_repro_deepsqueeze", "test_notebook_02", "test_notebook_08",
+                    "test_notebook_04", "test_models", "test_repro_tang2018", "test_consensus_defaults",
+                    "test_notebook_06", "test_cpu_vector_width", "test_repro_time", "test_repro_zhao2022")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: the order inside a file is kept

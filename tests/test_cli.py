@@ -228,8 +228,15 @@ def test_uncompressed_baseline_beside_compressed_runs_from_flags(tmp_path, capsy
 
 @pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(os.path.dirname(__file__), "..", "configs"))))
 def test_shipped_configs_are_valid(name):
-    """Every config in configs/ passes the strict key check and builds (no run)."""
+    """Every config in configs/ passes the strict key check and builds (no run); ``compare*.toml`` files are
+    `jaxgossip compare` configs (the same layout plus seeds and grids)."""
     path = os.path.join(os.path.dirname(__file__), "..", "configs", name)
+    if name.startswith("compare"):
+        from jaxgossip import cli_compare
+
+        kw = cli_compare.build(cli_compare.load(path))
+        assert kw["algorithms"] and all(grid for _, grid in kw["algorithms"].values())
+        return
     cfg = cli._merge_flags(cli.load_config(path), cli.build_parser().parse_args(["run", "--config", path]))
     problem, topology = cli._build_problem_and_topology(cfg)
     assert problem.n == topology.n

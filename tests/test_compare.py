@@ -99,14 +99,14 @@ n_workers = 4
 batch_size = 4
 [topology]
 name = "ring"
-[[algorithm]]
+[[run]]
 label = "D-PSGD"
-name = "dpsgd"
+algorithm = "dpsgd"
 lr = 0.1
 grid = { lr = [0.1, 0.3] }
-[[algorithm]]
+[[run]]
 label = "CHOCO"
-name = "choco_sgd"
+algorithm = "choco_sgd"
 lr = 0.1
 compressor = { name = "quantize", bits = 4 }
 grid = { consensus = [0.3, 0.9] }
@@ -119,6 +119,6 @@ grid = { consensus = [0.3, 0.9] }
     assert "D-PSGD" in out and "CHOCO" in out and "lr=" in out
     assert os.path.exists(tmp_path / "out" / "comparison.json") and os.path.exists(tmp_path / "out" / "table.csv")
     bad = tmp_path / "bad.toml"
-    bad.write_text('steps = 10\nwhatever = 1\n[[algorithm]]\nname = "dpsgd"\n')
+    bad.write_text('steps = 10\nwhatever = 1\n[[run]]\nalgorithm = "dpsgd"\n')
     with pytest.raises(ValueError, match="whatever"):
         cli_compare.load(str(bad))

@@ -58,6 +58,7 @@ VALUES = {
     "mu": (0.07, 0.2),
     "eta": (0.5, 1.0),
     "c_prime": (0.98, 0.99),
+    "H": (2.0, 3.0),  # local_sgd: step 1 averages at H = 2, not at H = 3
 }
 #: two valid values of every compressor parameter
 COMPRESSOR_VALUES = {
@@ -122,6 +123,7 @@ BASE = [
     ("sgp", "sgp", {}, ()),
     ("powergossip", "powergossip", {}, ()),
     ("ad_psgd", "ad_psgd", {}, ()),
+    ("local_sgd", "local_sgd", dict(H=2), ()),
 ]
 
 
@@ -248,8 +250,9 @@ def _used_keys(problem, algo, topology):
 
 
 def test_coverage():
-    """Every algorithm and every compressor of the registries is here, in every form with its own traced keys."""
-    assert {c[1] for c in BASE} == set(A.REGISTRY)
+    """Every built-in algorithm and every compressor of the registries is here, in every form with its own traced keys
+    (a user's algorithm added by jg.algorithms.register is not a built-in one)."""
+    assert {c[1] for c in BASE} == set(A.BUILTINS)
     assert {c.name for c in COMPRESSOR_FORMS} == set(C.REGISTRY)
     used = set()
     for cid, factory, kwargs, _ in BASE:
@@ -258,7 +261,7 @@ def test_coverage():
             used |= {(comp.name, p) for p in comp.params}
     wanted = {(c.name, p) for c in COMPRESSOR_FORMS for p in c.params}
     assert wanted <= used, f"compressor parameters never swept: {sorted(wanted - used)}"
-    for factory in A.REGISTRY:
+    for factory in A.BUILTINS:
         if _takes_optimizer(factory):
             assert f"{factory}+direction" in BY_ID
             if factory in DIRECTIONS_ONLY:  # an optimizer holding its own learning rate is refused there
@@ -342,7 +345,7 @@ def test_lr_multiplies_an_optax_optimizers_update(problem):
     # plain SGD and direction transforms keep lr as the step size, with the factories' defaults
     for algo in (A.dpsgd(), A.dpsgd(optimizer=optax.trace(0.9))):
         assert prepare(problem, algo, topo, steps=1).config["algorithm"]["lr"] == pytest.approx(0.1)
-    for factory in A.REGISTRY:  # every factory with an optimizer: lr defaults to 1 exactly for "updates" ones
+    for factory in A.BUILTINS:  # every factory with an optimizer: lr defaults to 1 exactly for "updates" ones
         if not _takes_optimizer(factory):
             continue
         kwargs = BY_ID[factory][2]

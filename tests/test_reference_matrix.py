@@ -98,7 +98,7 @@ def _graphs(kind):
 # ---- the matrix ------------------------------------------------------------------------------------------------------
 COMPRESSED = ("naive_compressed", "dcd_psgd", "ecd_psgd", "choco_sgd", "deepsqueeze", "q_dsgd", "quantimed_dsgd",
               "beer", "csgd", "ec_sgd", "doublesqueeze", "ef21")
-CENTRALIZED = ("cpsgd", "csgd", "ec_sgd", "doublesqueeze", "ef21", "asgd")
+CENTRALIZED = ("cpsgd", "csgd", "ec_sgd", "doublesqueeze", "ef21", "asgd", "local_sgd")
 STAR = ("iade", "aiade", "iade_sgd", "star_gd", "star_nesterov", "star_qgd")
 #: Decentralized algorithms and the topology kinds they accept besides the ring.
 OTHER_TOPOLOGIES = {
@@ -112,7 +112,7 @@ OTHER_TOPOLOGIES = {
 #: Algorithms with a local optimizer, and whether they take an optax optimizer holding its own learning rate.
 OPTIMIZERS = {"dpsgd": True, "naive_compressed": True, "dcd_psgd": True, "ecd_psgd": True, "choco_sgd": True,
               "deepsqueeze": True, "powergossip": True, "cpsgd": True, "async_dsgd": False, "csgd": False,
-              "ec_sgd": False, "doublesqueeze": False, "asgd": False}
+              "ec_sgd": False, "doublesqueeze": False, "asgd": False, "local_sgd": True}
 #: Static options of an algorithm's cases (ec_sgd's default, double compression, is doublesqueeze: run the other).
 VARIANT = {"ec_sgd": (("compression", "single"),)}
 #: Default compressor of the methods whose own default is not the identity.
@@ -211,7 +211,8 @@ CONTRACTIONS = ("choco_sgd", "deepsqueeze", "beer", "ef21")
 HYPER = {"choco_sgd": {"consensus": CONSENSUS}, "deepsqueeze": {"consensus": CONSENSUS},
          "beer": {"consensus": CONSENSUS}, "q_dsgd": {"alpha": 0.3, "eps": 0.5},
          "quantimed_dsgd": {"alpha": 0.3, "eps": 0.5, "deadline": DEADLINE},
-         "iade": {"s": 1.0}, "aiade": {"e": 1.0}, "iade_sgd": {"rho": 1.0, "s": 1.0}, "star_qgd": {"e": 0.01}}
+         "iade": {"s": 1.0}, "aiade": {"e": 1.0}, "iade_sgd": {"rho": 1.0, "s": 1.0}, "star_qgd": {"e": 0.01},
+         "local_sgd": {"H": 3}}  # STEPS = 4: local steps, an average at step 2, a local step after it
 NO_LR = ("q_dsgd", "quantimed_dsgd") + STAR
 #: Algorithms whose ``check_fn`` only warns (DCD's Thm. 1 condition, CHOCO's / DeepSqueeze's consensus step): skipped.
 WARN_ONLY_CHECKS = ("dcd_psgd", "choco_sgd", "deepsqueeze")

@@ -24,15 +24,16 @@ import jax
 import numpy as np
 from jaxgossip import _pytree as struct
 from jaxgossip._host import to_device
-from jaxgossip.compressors._base import check_range
+from jaxgossip.compressors._base import FLOAT_BITS, check_range, compress_rows, worker_keys
 
-from jaxgossip.cost import Pricing
+from jaxgossip.cost import Cost, Pricing
 from jaxgossip.gossip import Mixing
 from jaxgossip.problems._base import Problem
 
 __all__ = ["Algorithm", "Context", "split_key", "local_direction", "init_optimizer", "KINDS", "hyper_at", "local_update",
            "LocalOptimizer", "updates", "direction", "describe_transform", "resolve_lr", "lr_role",
-           "inert_hyperparameters"]
+           "inert_hyperparameters", "stochastic_gradients", "peer_message", "Hyperparameter", "hyperparameter",
+           "make_algorithm", "compress_rows", "worker_keys", "Cost", "FLOAT_BITS", "as_float", "check_range"]
 
 #: ``decentralized`` algorithms gossip over the topology; ``centralized`` ones average exactly (AllReduce or server);
 #: ``star`` ones talk to one server.
@@ -58,6 +59,8 @@ class Algorithm:
       name: static name.
       init_fn, step_fn: static pure functions (see the module docstring).
       kind: static, one of KINDS.
+      specs: static tuple of :class:`Hyperparameter` declarations (:func:`make_algorithm`): their ranges are checked
+        by :meth:`replace_hyper` (and so by ``jg.sweep``'s grid check); empty when none were declared.
       optimizer: static :class:`LocalOptimizer` (an optax transformation and its convention), or None for SGD. In the
         ``"direction"`` convention ``lr`` is the step size; in the ``"updates"`` convention it multiplies the
         optimizer's own update (see :func:`resolve_lr`).
@@ -72,6 +75,7 @@ class Algorithm:
     kind: str = struct.field(pytree_node=False, default="decentralized")
     optimizer: Any = struct.field(pytree_node=False, default=None)
     check_fn: Callable | None = struct.field(pytree_node=False, default=None)
+    specs: tuple = struct.field(pytree_node=False, default=())
 
     def init(self, X0, ctx):
         return self.init_fn(self, X0, ctx)
@@ -86,12 +90,17 @@ class Algorithm:
         factory that built this algorithm (``jaxgossip.algorithms.REGISTRY[self.name]``; a hyperparameter is the
         argument of the same name) is called again with the new values and the current ones, and its ValueError comes
         through as it is. Static arguments (``order``, ``optimizer``) are not part of ``hyper`` and take the factory's
-        defaults in that check; traced values are not checked (as in the factories); an algorithm not in the registry
-        is not checked.
+        defaults in that check; traced values are not checked (as in the factories). A hyperparameter declared with
+        :func:`hyperparameter` (an algorithm built by :func:`make_algorithm`, registered or not) is checked against its
+        declared range first.
         """
         unknown = set(kwargs) - set(self.hyper)
         if unknown:
             raise ValueError(f"{self.name}: unknown hyperparameters {sorted(unknown)}; it has {sorted(self.hyper)}.")
+        declared = {spec.name: spec for spec in self.specs}
+        for k, v in kwargs.items():
+            if k in declared:
+                declared[k].check(self.name, v)
         from jaxgossip.algorithms import REGISTRY  # late: the registry's modules import this one
 
         factory = REGISTRY.get(self.name)
@@ -134,6 +143,13 @@ def hyper_at(algo, name: str, t):
 
 
 def split_key(key, n=2):
+    """``n`` independent keys from a step's key (``jax.random.split``).
+
+    The built-in steps derive their randomness by ``fold_in`` instead: the gradients from ``fold_in(key, 0)``
+    (:func:`stochastic_gradients`), a compressor from ``fold_in(key, 1)`` and up (:func:`compress_rows` then gives
+    worker i the key ``fold_in(fold_in(key, 1), i)``), and ``ctx.pricing`` reads the compute speeds from ``key``
+    itself. A step that follows the same convention draws the same numbers as the built-in ones.
+    """
     return jax.random.split(key, n)
 
 
@@ -329,3 +345,158 @@ def inert_hyperparameters(algo) -> dict:
     """``{hyperparameter: why it does not change the run}`` for ``algo`` as configured (see :data:`INERT`)."""
     fn = INERT.get(algo.name)
     return {} if fn is None else dict(fn(algo.hyper))
+
+
+# ---- the toolkit of a step, and the factory helper (see jaxgossip.algorithms' module docstring) -----------------------
+def stochastic_gradients(key, ctx, X):
+    """(n, d) stochastic gradients of every worker at its own model: ``ctx.problem.stochastic_grads(fold_in(key, 0),
+    X)[0]``, the key and the call every built-in step uses (so a step written with it draws the same samples as
+    ``dpsgd``). The full call ``ctx.problem.stochastic_grads(key, X)`` returns the pair ``(G, losses)`` with the (n,)
+    minibatch losses; see :meth:`jaxgossip.problems.Problem.stochastic_grads` for sample counts and sampling without
+    replacement."""
+    return ctx.problem.stochastic_grads(jax.random.fold_in(key, 0), X)[0]
+
+
+def peer_message(key, ctx, msg_bits, batch=None) -> Cost:
+    """Cost of a synchronous step in which every worker sends ONE message of ``msg_bits`` bits to one peer it chooses
+    (and receives one, a permutation, as on the one-peer exponential graph of Ying et al. 2021): ``n * msg_bits`` bits
+    on the wire, and the slowest worker's computation of ``batch`` samples (default the problem's batch size) plus
+    one message's network time ``alpha + B beta``. Equals ``ctx.pricing.gossip`` on a graph where every worker has
+    one out- and one in-neighbour.
+
+    Args:
+      key: the step's key (the compute speeds derive from it, as in ``ctx.pricing.gossip``).
+      ctx: the step's :class:`Context`.
+      msg_bits: bits of the one message (a number or a traced scalar).
+      batch: samples each worker computes on (default ``ctx.problem.batch_size``).
+    """
+    pricing = ctx.pricing
+    batch = ctx.problem.batch_size if batch is None else batch
+    return Cost(pricing.n * msg_bits, pricing.compute_time(key, batch) + pricing.network.message(msg_bits))
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameter:
+    """A declared numeric hyperparameter: its name and range (see :func:`hyperparameter`).
+
+    Attributes:
+      name: the key in ``Algorithm.hyper`` (and the factory's argument of the same name).
+      low, high: bounds (None: unbounded).
+      low_open, high_open: whether the bound itself is excluded (default ``(low, high]``, as :func:`as_float`).
+      integer: whether the value must be a whole number (still stored as a traced float32).
+      doc: one line on what it does (for the reader of the code).
+    """
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = True
+    high_open: bool = False
+    integer: bool = False
+    doc: str = ""
+
+    def check(self, owner: str, value):
+        """``value`` range-checked (a ValueError naming ``owner`` and the hyperparameter) and converted to a float32
+        array; ``lr`` may also be a schedule; a traced value (inside ``jg.sweep``) passes unchecked."""
+        if self.integer and not isinstance(value, jax.core.Tracer):
+            lo, hi = -math.inf if self.low is None else self.low, math.inf if self.high is None else self.high
+            check_range(owner, self.name, value, lo, hi, low_open=self.low_open and self.low is not None,
+                        high_open=self.high_open and self.high is not None, integer=True)
+        return as_float(owner, self.name, value, self.low, self.high, self.low_open, self.high_open)
+
+
+def hyperparameter(name: str, low=None, high=None, *, low_open: bool = True, high_open: bool = False,
+                   integer: bool = False, doc: str = "") -> Hyperparameter:
+    """Declare a hyperparameter and its range once, for :func:`make_algorithm`.
+
+    The algorithm built with it checks the value before anything compiles (a ValueError such as ``my_method: lr must
+    be a number in (0, inf], got -1``), stores it as a float32 array (a leaf of the algorithm, so ``jg.sweep`` vmaps
+    over it in one compiled program), and :meth:`Algorithm.replace_hyper` (hence ``jg.sweep``'s grid check and
+    ``jg.compare``) checks new values against the same range.
+
+    Example::
+
+        LR = jg.algorithms.hyperparameter("lr", low=0, doc="step size")            # lr in (0, inf]
+        MOMENTUM = jg.algorithms.hyperparameter("momentum", 0, 1, low_open=False, high_open=True)  # [0, 1)
+
+    Args:
+      name: the hyperparameter's key in ``Algorithm.hyper``.
+      low, high: bounds; None for unbounded.
+      low_open: exclude ``low`` itself (default True, ``(low, ...``).
+      high_open: exclude ``high`` itself (default False, ``..., high]``).
+      integer: require a whole number.
+      doc: what it does (for readers of the code).
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"hyperparameter: name must be an identifier string, got {name!r}.")
+    for arg, v in (("low", low), ("high", high)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v != v):
+            raise ValueError(f"hyperparameter {name!r}: {arg} must be a number or None, got {v!r}.")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"hyperparameter {name!r}: low = {low} is above high = {high}.")
+    return Hyperparameter(name, low, high, bool(low_open), bool(high_open), bool(integer), str(doc))
+
+
+def make_algorithm(name: str, init_fn: Callable, step_fn: Callable, hyper: dict, *, specs=(),
+                   kind: str = "decentralized", optimizer=None, check_fn: Callable | None = None) -> Algorithm:
+    """Build an :class:`Algorithm` from a step, checking every declared hyperparameter before anything compiles.
+
+    The built-in factories build their algorithms through this function (cpsgd, dpsgd, naive_compressed, dcd_psgd,
+    ecd_psgd, choco_sgd, deepsqueeze, beer, ef21, csgd, ec_sgd, doublesqueeze, q_dsgd, quantimed_dsgd, powergossip;
+    the star-network, IADE, tracking, diffusion, push-sum and asynchronous ones still check with :func:`as_float`
+    themselves), and a user's factory does the same (see the module docstring of :mod:`jaxgossip.algorithms`)::
+
+        def my_method(lr=0.1, momentum=0.9):
+            return jg.algorithms.make_algorithm("my_method", init, step, {"lr": lr, "momentum": momentum},
+                                                specs=(LR, MOMENTUM))
+
+    Args:
+      name: the algorithm's name (``Result.config``, labels, ``jg.algorithms.register``).
+      init_fn: ``init_fn(algo, X0, ctx) -> state``, a NamedTuple with field ``x`` (the (n, d) models).
+      step_fn: ``step_fn(algo, state, key, ctx) -> (state, jg.Cost)``; a module-level function, so two algorithms
+        with other hyperparameter values share one compiled program.
+      hyper: ``{name: value}``: a number is checked against the declaration of the same name in ``specs`` (any
+        number when undeclared; NaN refused) and stored as a float32 array (traced, sweepable); ``lr`` may be a
+        schedule; anything else (a compressor, a pytree of arrays) is stored as it is.
+      specs: :class:`Hyperparameter` declarations (:func:`hyperparameter`); each must name a key of ``hyper``.
+      kind: one of :data:`KINDS` (``"decentralized"``, ``"centralized"``, ``"star"``).
+      optimizer: None (plain SGD) or an optax transformation / :class:`LocalOptimizer` (see :func:`updates`,
+        :func:`direction`); with an optimizer in the ``"updates"`` convention ``lr`` multiplies its update
+        (:func:`resolve_lr` gives the default).
+      check_fn: optional ``check_fn(algo, problem, topology)`` that ``simulate`` calls before compiling.
+
+    Raises:
+      ValueError: naming the algorithm and the argument, before anything compiles.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"make_algorithm: name must be a non-empty string, got {name!r}.")
+    for arg, fn in (("init_fn", init_fn), ("step_fn", step_fn)):
+        if not callable(fn):
+            raise ValueError(f"{name}: {arg} must be a function, got {type(fn).__name__}.")
+    if check_fn is not None and not callable(check_fn):
+        raise ValueError(f"{name}: check_fn must be a function or None, got {type(check_fn).__name__}.")
+    if kind not in KINDS:
+        raise ValueError(f"{name}: kind must be one of {KINDS}, got {kind!r}.")
+    if not isinstance(hyper, dict) or not all(isinstance(k, str) for k in hyper):
+        raise ValueError(f"{name}: hyper must be a dict of name -> value, got {type(hyper).__name__}.")
+    specs = tuple(specs)
+    for spec in specs:
+        if not isinstance(spec, Hyperparameter):
+            raise ValueError(f"{name}: specs must be jg.algorithms.hyperparameter(...) declarations, got {spec!r}.")
+        if spec.name not in hyper:
+            raise ValueError(f"{name}: hyperparameter {spec.name!r} is declared but not in hyper "
+                             f"({sorted(hyper)}).")
+    optimizer = check_optimizer(name, optimizer)
+    declared = {spec.name: spec for spec in specs}
+    values = {}
+    for k, v in hyper.items():
+        if k in declared:
+            values[k] = declared[k].check(name, v)
+        elif isinstance(v, (bool, np.bool_, str, bytes)) or v is None:
+            raise ValueError(f"{name}: hyperparameter {k} must be a number, a schedule or a pytree of arrays, "
+                             f"got {v!r}.")
+        elif isinstance(v, (int, float, np.number)):
+            values[k] = as_float(name, k, v)
+        else:
+            values[k] = v
+    return Algorithm(values, name, init_fn, step_fn, kind, optimizer, check_fn, specs)

@@ -109,6 +109,10 @@ def ad_psgd(lr=0.1) -> Algorithm:
     A mixing matrix that is only column stochastic is refused before compiling (push-sum is ``sgp``); on a
     time-varying topology the neighbour is drawn from the event's graph. The ``sparse`` gossip backend has no neighbour table: use ``backend="gather"``.
 
+    Faults: ``jg.faults`` is refused (``jg.faults.REFUSED``): a lost message in the atomic pairwise average would
+    leave one of the two workers unaveraged (the average would move), and the event's neighbour is drawn from the
+    fixed graph.
+
     Args:
       lr: step size gamma (traced), >= 0, or a schedule (evaluated at the event count).
 

@@ -163,6 +163,10 @@ def async_dsgd(lr=0.1, optimizer=None) -> Algorithm:
     of an event counts as received; the clocks are float32, so such exact coincidences (constant speeds on an
     irregular graph produce them) may resolve either way.
 
+    Faults: ``jg.faults`` is refused (``jg.faults.REFUSED``): the events read the fixed graph and the compute model
+    decides which worker acts when; a lost message would leave a neighbour's x_j^latest older than the event model
+    assumes, which this method does not model.
+
     Args:
       lr: step size alpha (traced), >= 0.
       optimizer: optional optax transformation giving each worker's local direction (see ``dpsgd``).
@@ -266,6 +270,9 @@ def asgd(lr=0.05, staleness_bins: int = 64, optimizer=None) -> Algorithm:
     state (:class:`ASGDState`) keeps its histogram and each worker's total, so stragglers show up as large staleness.
     A step is one server update; ``sim_time`` is the time the server applied it. With one worker, ASGD is SGD and
     matches ``cpsgd(pattern="parameter_server")`` step for step, in models and simulated time.
+
+    Faults: ``jg.faults`` is refused (``jg.faults.REFUSED``): there is no graph, and a worker that goes away is not
+    modelled in the event queue.
 
     Args:
       lr: step size gamma (traced), >= 0.

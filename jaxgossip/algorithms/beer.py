@@ -13,9 +13,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgossip.algorithms._base import Algorithm, as_float, hyper_at
+from jaxgossip.algorithms._base import Algorithm, hyper_at, make_algorithm
+from jaxgossip.algorithms.dpsgd import LR
 from jaxgossip.algorithms._rounds import gossip_rounds
-from jaxgossip.algorithms.choco import check_consensus, contraction, default_consensus
+from jaxgossip.algorithms.choco import CONSENSUS, check_consensus, contraction, default_consensus
 from jaxgossip.algorithms.tracking import check_doubly_stochastic
 from jaxgossip.compressors._base import Compressor, compress_rows
 
@@ -89,9 +90,8 @@ def beer(lr=0.05, compressor: Compressor | None = None, consensus=None) -> Algor
     """
     compressor = contraction("beer", compressor)
     consensus = default_consensus("beer", compressor, consensus)
-    hyper = {"lr": as_float("beer", "lr", lr, 0, low_open=False), "compressor": compressor,
-             "consensus": as_float("beer", "consensus", consensus, 0, 1)}
-    return Algorithm(hyper, "beer", _init, _step, "decentralized", check_fn=_check)
+    hyper = {"lr": lr, "compressor": compressor, "consensus": consensus}
+    return make_algorithm("beer", _init, _step, hyper, specs=(LR, CONSENSUS), check_fn=_check)
 
 
 def _check(algo, problem, topology):

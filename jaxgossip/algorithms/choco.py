@@ -6,14 +6,16 @@ from typing import NamedTuple
 
 import jax
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer, resolve_lr
-from jaxgossip.algorithms.dcd import check_compressor
+from jaxgossip.algorithms._base import Algorithm, hyperparameter, init_optimizer, make_algorithm, resolve_lr
+from jaxgossip.algorithms.dcd import LR, check_compressor
 from jaxgossip.algorithms.dpsgd import SGDState, local_step
 from jaxgossip.compressors._base import Compressor, compress_rows
 
 __all__ = ["choco_sgd", "ChocoState", "ORDERS", "default_consensus", "check_consensus"]
 
 ORDERS = ("paper", "survey")
+#: The consensus step c in (0, 1].
+CONSENSUS = hyperparameter("consensus", 0, 1, doc="consensus step size gamma of Koloskova et al. (2019), Alg. 1")
 
 
 class ChocoState(NamedTuple):
@@ -132,9 +134,7 @@ def choco_sgd(lr=None, compressor: Compressor | None = None, consensus=None, ord
         raise ValueError(f"choco_sgd: order must be one of {ORDERS}, got {order!r}.")
     compressor = contraction("choco_sgd", compressor)
     consensus = default_consensus("choco_sgd", compressor, consensus)
-    hyper = {"lr": as_float("choco_sgd", "lr", resolve_lr("choco_sgd", lr, optimizer, 0.1), 0),
-             "compressor": compressor,
-             "consensus": as_float("choco_sgd", "consensus", consensus, 0, 1)}
+    hyper = {"lr": resolve_lr("choco_sgd", lr, optimizer, 0.1), "compressor": compressor, "consensus": consensus}
     step = _choco_step_paper if order == "paper" else _choco_step_survey
-    return Algorithm(hyper, "choco_sgd", _choco_init, step, "decentralized", check_optimizer("choco_sgd", optimizer),
-                     check_fn=check_consensus)
+    return make_algorithm("choco_sgd", _choco_init, step, hyper, specs=(LR, CONSENSUS), optimizer=optimizer,
+                          check_fn=check_consensus)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, hyper_at, local_direction
+from jaxgossip.algorithms._base import Algorithm, hyper_at, local_direction, make_algorithm
 from jaxgossip.algorithms._base import error_feedback_hint
-from jaxgossip.algorithms.dpsgd import SGDState, _init
+from jaxgossip.algorithms.dpsgd import LR, SGDState, _init
 from jaxgossip.compressors._base import Compressor, compress_rows, worker_keys
 
 __all__ = ["csgd", "FORMS", "SERVERS", "local_directions", "ring_chunks", "ring_compressed_sum", "check_compressor",
@@ -214,5 +214,5 @@ def csgd(lr=0.1, compressor: Compressor | None = None, form: str = "parameter_se
         step = _step_allreduce
     else:
         step = _step_ps_multi if servers == "multi" else _step_ps
-    hyper = {"lr": as_float("csgd", "lr", lr, 0, low_open=False), "compressor": compressor}
-    return Algorithm(hyper, "csgd", _init, step, "centralized", check_optimizer("csgd", optimizer))
+    return make_algorithm("csgd", _init, step, {"lr": lr, "compressor": compressor}, specs=(LR,), kind="centralized",
+                          optimizer=optimizer)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import jax
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, resolve_lr
+from jaxgossip.algorithms._base import Algorithm, check_optimizer, hyperparameter, make_algorithm, resolve_lr
 from jaxgossip.algorithms._base import error_feedback_hint
 from jaxgossip.algorithms.dpsgd import SGDState, _init, local_step
 from jaxgossip.compressors._base import Compressor, compress_rows
 
-__all__ = ["dcd_psgd"]
+__all__ = ["dcd_psgd", "LR"]
+
+#: ``lr`` in (0, inf).
+LR = hyperparameter("lr", low=0, doc="step size gamma (or a multiplier of an optax update)")
 
 
 def _dcd_step(algo, state, key, ctx):
@@ -55,6 +58,5 @@ def dcd_psgd(lr=None, compressor: Compressor | None = None, optimizer=None) -> A
     """
     optimizer = check_optimizer("dcd_psgd", optimizer)
     lr = resolve_lr("dcd_psgd", lr, optimizer, 0.1)
-    hyper = {"lr": as_float("dcd_psgd", "lr", lr, 0), "compressor": check_compressor("dcd_psgd", compressor)}
-    return Algorithm(hyper, "dcd_psgd", _init, _dcd_step, "decentralized", optimizer,
-                     check_fn=_dcd_check)
+    hyper = {"lr": lr, "compressor": check_compressor("dcd_psgd", compressor)}
+    return make_algorithm("dcd_psgd", _init, _dcd_step, hyper, specs=(LR,), optimizer=optimizer, check_fn=_dcd_check)

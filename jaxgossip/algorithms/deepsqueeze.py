@@ -7,8 +7,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer, resolve_lr
-from jaxgossip.algorithms.choco import check_consensus, contraction, default_consensus
+from jaxgossip.algorithms._base import Algorithm, init_optimizer, make_algorithm, resolve_lr
+from jaxgossip.algorithms.choco import CONSENSUS, check_consensus, contraction, default_consensus
+from jaxgossip.algorithms.dcd import LR
 from jaxgossip.algorithms.dpsgd import SGDState, local_step
 from jaxgossip.compressors._base import Compressor, compress_rows
 
@@ -64,8 +65,6 @@ def deepsqueeze(lr=None, compressor: Compressor | None = None, consensus=None, o
     """
     compressor = contraction("deepsqueeze", compressor)
     consensus = default_consensus("deepsqueeze", compressor, consensus)
-    hyper = {"lr": as_float("deepsqueeze", "lr", resolve_lr("deepsqueeze", lr, optimizer, 0.1), 0),
-             "compressor": compressor,
-             "consensus": as_float("deepsqueeze", "consensus", consensus, 0, 1)}
-    return Algorithm(hyper, "deepsqueeze", _ds_init, _ds_step, "decentralized",
-                     check_optimizer("deepsqueeze", optimizer), check_fn=check_consensus)
+    hyper = {"lr": resolve_lr("deepsqueeze", lr, optimizer, 0.1), "compressor": compressor, "consensus": consensus}
+    return make_algorithm("deepsqueeze", _ds_init, _ds_step, hyper, specs=(LR, CONSENSUS), optimizer=optimizer,
+                          check_fn=check_consensus)

@@ -7,14 +7,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgossip.algorithms._base import (Algorithm, as_float, check_optimizer, init_optimizer, local_direction,
-                                        local_update, resolve_lr)
+from jaxgossip.algorithms._base import (Algorithm, check_optimizer, hyperparameter, init_optimizer, local_direction,
+                                        local_update, make_algorithm, resolve_lr)
 from jaxgossip.compressors._base import FLOAT_BITS, Compressor, compress_rows
 
 __all__ = ["cpsgd", "dpsgd", "naive_compressed", "SGDState", "local_step"]
 
 ORDERS = ("paper", "survey")
 PATTERNS = ("allreduce", "parameter_server")
+#: ``lr`` in [0, inf) (0 allowed: a run that only gossips).
+LR = hyperparameter("lr", low=0, low_open=False, doc="step size gamma (or a multiplier of an optax update)")
 
 
 class SGDState(NamedTuple):
@@ -73,8 +75,7 @@ def cpsgd(lr=None, pattern: str = "allreduce", optimizer=None) -> Algorithm:
     step = _cpsgd_step_allreduce if pattern == "allreduce" else _cpsgd_step_ps
     optimizer = check_optimizer("cpsgd", optimizer)
     lr = resolve_lr("cpsgd", lr, optimizer, 0.1)
-    return Algorithm({"lr": as_float("cpsgd", "lr", lr, 0, low_open=False)}, "cpsgd", _init, step, "centralized",
-                     optimizer)
+    return make_algorithm("cpsgd", _init, step, {"lr": lr}, specs=(LR,), kind="centralized", optimizer=optimizer)
 
 
 # ---- D-PSGD ----------------------------------------------------------------------------------------------------------
@@ -113,8 +114,7 @@ def dpsgd(lr=None, order: str = "paper", optimizer=None) -> Algorithm:
     step = _dpsgd_step_paper if order == "paper" else _dpsgd_step_survey
     optimizer = check_optimizer("dpsgd", optimizer)
     lr = resolve_lr("dpsgd", lr, optimizer, 0.1)
-    return Algorithm({"lr": as_float("dpsgd", "lr", lr, 0, low_open=False)}, "dpsgd", _init, step, "decentralized",
-                     optimizer)
+    return make_algorithm("dpsgd", _init, step, {"lr": lr}, specs=(LR,), optimizer=optimizer)
 
 
 # ---- naive compressed D-PSGD -----------------------------------------------------------------------------------------
@@ -144,5 +144,5 @@ def naive_compressed(lr=None, compressor: Compressor | None = None, optimizer=No
         raise ValueError("naive_compressed: compressor must be a jg.compressors.Compressor (e.g. quantize(bits=4)).")
     optimizer = check_optimizer("naive_compressed", optimizer)
     lr = resolve_lr("naive_compressed", lr, optimizer, 0.1)
-    hyper = {"lr": as_float("naive_compressed", "lr", lr, 0, low_open=False), "compressor": compressor}
-    return Algorithm(hyper, "naive_compressed", _init, _naive_step, "decentralized", optimizer)
+    return make_algorithm("naive_compressed", _init, _naive_step, {"lr": lr, "compressor": compressor}, specs=(LR,),
+                          optimizer=optimizer)

@@ -6,8 +6,8 @@ from typing import NamedTuple
 
 import jax
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer, resolve_lr
-from jaxgossip.algorithms.dcd import check_compressor
+from jaxgossip.algorithms._base import Algorithm, check_optimizer, init_optimizer, make_algorithm, resolve_lr
+from jaxgossip.algorithms.dcd import LR, check_compressor
 from jaxgossip.algorithms.dpsgd import SGDState, local_step
 from jaxgossip.compressors._base import Compressor, compress_rows
 
@@ -59,5 +59,5 @@ def ecd_psgd(lr=None, compressor: Compressor | None = None, optimizer=None) -> A
     """
     optimizer = check_optimizer("ecd_psgd", optimizer)
     lr = resolve_lr("ecd_psgd", lr, optimizer, 0.1)
-    hyper = {"lr": as_float("ecd_psgd", "lr", lr, 0), "compressor": check_compressor("ecd_psgd", compressor)}
-    return Algorithm(hyper, "ecd_psgd", _ecd_init, _ecd_step, "decentralized", optimizer)
+    hyper = {"lr": lr, "compressor": check_compressor("ecd_psgd", compressor)}
+    return make_algorithm("ecd_psgd", _ecd_init, _ecd_step, hyper, specs=(LR,), optimizer=optimizer)

@@ -19,7 +19,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer
+from jaxgossip.algorithms._base import Algorithm, init_optimizer, make_algorithm
+from jaxgossip.algorithms.dpsgd import LR
 from jaxgossip.algorithms._base import hyper_at
 from jaxgossip.algorithms.csgd import check_compressor, local_directions
 from jaxgossip.compressors._base import FLOAT_BITS, Compressor, compress_rows
@@ -97,8 +98,8 @@ def ec_sgd(lr=0.1, compressor: Compressor | None = None, compression: str = "dou
         raise ValueError(f"ec_sgd: compression must be one of {COMPRESSIONS}, got {compression!r}.")
     check_compressor(name, compressor)
     step = _step_double if compression == "double" else _step_single
-    hyper = {"lr": as_float(name, "lr", lr, 0, low_open=False), "compressor": compressor}
-    return Algorithm(hyper, name, _init, step, "centralized", check_optimizer(name, optimizer))
+    return make_algorithm(name, _init, step, {"lr": lr, "compressor": compressor}, specs=(LR,), kind="centralized",
+                          optimizer=optimizer)
 
 
 def doublesqueeze(lr=0.1, compressor: Compressor | None = None, optimizer=None) -> Algorithm:

@@ -12,7 +12,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxgossip.algorithms._base import Algorithm, as_float, hyper_at
+from jaxgossip.algorithms._base import Algorithm, hyper_at, make_algorithm
+from jaxgossip.algorithms.dpsgd import LR
 from jaxgossip.algorithms.csgd import check_compressor
 from jaxgossip.compressors._base import FLOAT_BITS, Compressor, compress_rows
 
@@ -71,5 +72,5 @@ def ef21(lr=0.1, compressor: Compressor | None = None) -> Algorithm:
       P. Richtarik, I. Sokolov, I. Fatkhullin, "EF21: A new, simpler, theoretically better, and practically faster
       error feedback", NeurIPS 2021.
     """
-    hyper = {"lr": as_float("ef21", "lr", lr, 0, low_open=False), "compressor": contraction("ef21", compressor)}
-    return Algorithm(hyper, "ef21", _init, _step, "centralized")
+    hyper = {"lr": lr, "compressor": contraction("ef21", compressor)}
+    return make_algorithm("ef21", _init, _step, hyper, specs=(LR,), kind="centralized")

@@ -81,6 +81,12 @@ def exact_diffusion(lr=0.05) -> Algorithm:
     Equivalently X_{t+1} = W_bar (2 X_t - X_{t-1} - lr G_t + lr G_{t-1}): D² with W_bar in place of W. One
     full-precision message per worker and neighbour per step (phi), priced as D-PSGD's.
 
+    Faults (``jg.faults``): a lost message (a link down in both directions, its weight moved to both ends' own
+    models) leaves W_t symmetric and doubly stochastic, so the average of the models still moves by the gradients
+    alone; but the correction X_t - psi_t cancels the heterogeneity bias only for one fixed W (Yuan et al. 2019,
+    Part I, Sec. III): with a W_t redrawn at every step a residual bias of the order of the failures remains. An
+    offline worker keeps its x and correction rows.
+
     Args:
       lr: constant step size mu (traced).
 
@@ -102,6 +108,10 @@ def d2(lr=0.05) -> Algorithm:
     with weights 1/3 sits exactly on the boundary (lambda_min = -1/3: a consensus mode of D² then has a root -1 and
     never decays), so it is refused; ``(I + W) / 2`` or an odd ring passes. The eigenvalues come from the Topology
     (NumPy, computed once at build time). One full-precision message per worker and neighbour per step.
+
+    Faults (``jg.faults``): as for :func:`exact_diffusion` (the average is kept, the exactness needs a fixed W); a
+    masked W_t has eigenvalues no lower than W's own (lost weight moves to the diagonal), so the -1/3 condition
+    checked on W still holds.
 
     Args:
       lr: constant step size gamma (traced).

@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgossip.algorithms._base import Algorithm, as_float, check_optimizer, init_optimizer, resolve_lr
+from jaxgossip.algorithms._base import Algorithm, init_optimizer, make_algorithm, resolve_lr
+from jaxgossip.algorithms.dpsgd import LR
 from jaxgossip.algorithms._rounds import gossip_rounds
 from jaxgossip.algorithms.dpsgd import local_step
 from jaxgossip.algorithms.tracking import check_doubly_stochastic
@@ -411,6 +412,5 @@ def powergossip(lr=None, rank: int = 1, iterations: int = 1, optimizer=None,
     if schedule not in SCHEDULES:
         raise ValueError(f"powergossip: schedule must be one of {SCHEDULES}, got {schedule!r}.")
     init, step = _functions(int(rank), int(iterations), schedule)
-    hyper = {"lr": as_float("powergossip", "lr", resolve_lr("powergossip", lr, optimizer, 0.1), 0, low_open=False)}
-    return Algorithm(hyper, "powergossip", init, step, "decentralized", check_optimizer("powergossip", optimizer),
-                     check_fn=check_static)
+    hyper = {"lr": resolve_lr("powergossip", lr, optimizer, 0.1)}
+    return make_algorithm("powergossip", init, step, hyper, specs=(LR,), optimizer=optimizer, check_fn=check_static)

@@ -50,6 +50,11 @@ def sgp(lr=0.05) -> Algorithm:
     the other). On a doubly stochastic W the weights stay 1 (still sent: the algorithm does not know it) and SGP is
     D-PSGD in the survey's order, X_{t+1} = W (X_t - lr G_t).
 
+    Faults (``jg.faults``): in push-sum a message lost without the sender knowing takes its share of u and w out of
+    the system, which biases the average; ``jg.faults`` therefore needs a symmetric graph (a directed one is refused)
+    and drops a link in both directions, its weight moving to both ends' own u and w, so P_t stays doubly stochastic,
+    the mass is conserved and the weights stay 1. An offline worker keeps its u and w.
+
     Args:
       lr: step size gamma (traced).
 

@@ -21,7 +21,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxgossip.algorithms._base import Algorithm, as_float
+from jaxgossip.algorithms._base import Algorithm, hyperparameter, make_algorithm
 from jaxgossip.algorithms.dpsgd import SGDState
 from jaxgossip.compressors._base import Compressor, compress_rows
 from jaxgossip.compressors.low_precision import low_precision
@@ -76,6 +76,9 @@ def _quantimed_subset_step(algo, state, key, ctx):
 
 
 SAMPLINGS = ("subset", "with_replacement")
+ALPHA = hyperparameter("alpha", low=0, doc="gradient step size alpha > 0")
+EPS = hyperparameter("eps", low=0, doc="averaging step eps > 0")
+DEADLINE = hyperparameter("deadline", low=0, doc="computation deadline T_d > 0 (simulated seconds)")
 
 
 def _check_compressor(name, compressor):
@@ -99,9 +102,8 @@ def q_dsgd(alpha=0.1, eps=0.5, compressor: Compressor | None = None) -> Algorith
       eps: averaging step eps > 0 (traced); e0 / T^(1/2) in Thm. 2.
       compressor: the quantizer Q (default: the low-precision quantizer of eq. 7, 8 bits, step 2^-6).
     """
-    hyper = {"alpha": as_float("q_dsgd", "alpha", alpha, 0), "eps": as_float("q_dsgd", "eps", eps, 0),
-             "compressor": _check_compressor("q_dsgd", compressor)}
-    return Algorithm(hyper, "q_dsgd", _init, _q_dsgd_step, "decentralized")
+    hyper = {"alpha": alpha, "eps": eps, "compressor": _check_compressor("q_dsgd", compressor)}
+    return make_algorithm("q_dsgd", _init, _q_dsgd_step, hyper, specs=(ALPHA, EPS))
 
 
 def quantimed_dsgd(alpha=0.1, eps=0.5, deadline=1.0, compressor: Compressor | None = None,
@@ -124,11 +126,10 @@ def quantimed_dsgd(alpha=0.1, eps=0.5, deadline=1.0, compressor: Compressor | No
     """
     if sampling not in SAMPLINGS:
         raise ValueError(f"quantimed_dsgd: sampling must be one of {SAMPLINGS}, got {sampling!r}.")
-    hyper = {"alpha": as_float("quantimed_dsgd", "alpha", alpha, 0), "eps": as_float("quantimed_dsgd", "eps", eps, 0),
-             "deadline": as_float("quantimed_dsgd", "deadline", deadline, 0),
+    hyper = {"alpha": alpha, "eps": eps, "deadline": deadline,
              "compressor": _check_compressor("quantimed_dsgd", compressor)}
     step = _quantimed_subset_step if sampling == "subset" else _quantimed_step
-    return Algorithm(hyper, "quantimed_dsgd", _init, step, "decentralized")
+    return make_algorithm("quantimed_dsgd", _init, step, hyper, specs=(ALPHA, EPS, DEADLINE))
 
 
 def paper_step_sizes(T: int, a0: float = 1.0, e0: float = 1.0, setting: str = "nonconvex", delta: float = 0.25):

@@ -88,6 +88,13 @@ def gradient_tracking(lr=0.05, order: str = "diging") -> Algorithm:
     tracker's average stays the average gradient up to round-off of the disagreement, with no drift over long float32
     runs (tests/test_mixing_stability.py).
 
+    Faults (``simulate(..., faults=jg.faults...)``): a lost message would break the tracking invariant for good if only
+    one direction were lost (the sum of the trackers would no longer be the sum of the gradients). ``jg.faults`` drops a
+    link in both directions and moves its weight to both ends' own models, so W_t stays symmetric and doubly
+    stochastic and (W_t - I) Y sums to 0 over the workers: D keeps its zero mean and mean_i y^(i) = mean_i g^(i) at
+    every step; a dropped link only slows the mixing. An offline worker keeps its x, D and G rows (its tracker
+    frozen) and rejoins with them.
+
     Args:
       lr: step size (traced), or a schedule (``jg.schedules``); the exactness claims need a constant one.
       order: ``"diging"`` or ``"atc"`` (static).

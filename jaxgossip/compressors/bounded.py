@@ -26,6 +26,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxgossip.compressors import _dither as dither
 from jaxgossip.compressors._base import FLOAT_BITS, Compressor, check_range
 from jaxgossip.compressors._util import norm2
 
@@ -65,7 +66,7 @@ def encode_random(key: jax.Array, v: jax.Array, e) -> jax.Array:
     h = _safe(e, v.dtype) / jnp.sqrt(jnp.asarray(d, v.dtype))
     u = v / h
     low = jnp.floor(u)
-    up = jax.random.uniform(key, v.shape, v.dtype) < (u - low)
+    up = dither.uniform(key, v.shape) < (u - low)  # unbiased up to 2^-24 of h (_dither's grid)
     return h * (low + up.astype(v.dtype))
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
+from jaxgossip.compressors import _dither as dither
 from jaxgossip.compressors._base import FLOAT_BITS, Compressor, check_range
 
 __all__ = ["identity", "quantize"]
@@ -36,9 +36,10 @@ def identity() -> Compressor:
 
 
 def _stochastic_round(key, u):
-    """Round u (in level units) down or up at random so that E[result] = u."""
+    """Round u (in level units) down or up at random so that E[result] = u (up to 2^-24 of a level: the dither's
+    grid, :mod:`jaxgossip.compressors._dither`)."""
     low = jnp.floor(u)
-    return low + (jax.random.uniform(key, u.shape, u.dtype) < (u - low)).astype(u.dtype)
+    return low + (dither.uniform(key, u.shape) < (u - low)).astype(u.dtype)
 
 
 def _quantize_fn(key, x, bucket, bits):

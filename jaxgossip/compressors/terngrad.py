@@ -7,9 +7,9 @@ References:
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
+from jaxgossip.compressors import _dither as dither
 from jaxgossip.compressors._base import FLOAT_BITS, Compressor
 from jaxgossip.compressors._util import check_bucket, from_buckets, n_buckets, to_buckets
 
@@ -23,7 +23,7 @@ def _terngrad_fn(key, x, bucket):
     v = to_buckets(x, bucket)
     s = jnp.abs(v).max(axis=1, keepdims=True)
     prob = jnp.abs(v) / jnp.where(s > 0, s, 1.0)
-    b = jax.random.uniform(key, v.shape, v.dtype) < prob
+    b = dither.uniform(key, v.shape) < prob  # P(b) exceeds prob by < 2^-24 (_dither's grid)
     out = jnp.where(b, jnp.sign(v) * s, jnp.zeros_like(v))
     # an inf in the bucket would give probabilities 0 and inf / inf: an all-zero message; keep it non-finite instead
     return from_buckets(jnp.where(jnp.isfinite(s), out, jnp.full_like(v, jnp.nan)), x)

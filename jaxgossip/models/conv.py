@@ -15,7 +15,9 @@ CPU runs at matmul speed; its gradient is again slices, pads and batched matmuls
 
 and :func:`conv_fn` picks the lowering per backend, which the zoo's models do (``conv="auto"``): im2col on CPU, XLA's
 own convolution on GPU and TPU (where grouped convolutions are fast and im2col's k^2-times larger patches cost memory
-bandwidth).
+bandwidth). That fixed rule is the fallback: a problem built by :func:`jaxgossip.problems.from_flax` with a model (or
+``conv=``) left at ``"auto"`` times both lowerings for its real shapes on the device at hand, once, and fixes the
+fastest on the model (:mod:`jaxgossip.lowering`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ LOWERINGS = ("auto", "im2col", "xla")
 
 
 def resolve(lowering: str = "auto", backend: str | None = None) -> str:
-    """``"im2col"`` or ``"xla"``: ``"auto"`` is im2col on the CPU backend and XLA's convolution elsewhere."""
+    """``"im2col"`` or ``"xla"``: ``"auto"`` is im2col on the CPU backend and XLA's convolution elsewhere (the platform
+    rule; ``from_flax`` measures instead, see :mod:`jaxgossip.lowering`)."""
     if lowering not in LOWERINGS:
         raise ValueError(f"conv must be one of {LOWERINGS}, got {lowering!r}.")
     if lowering != "auto":

@@ -37,7 +37,13 @@ AUGMENT_KEY_TAG = 3  # worker i's augmentation key: fold_in(fold_in(step key, 3)
 
 #: Metric names ``simulate(metrics=...)`` may ask for (each only where the problem has it).
 METRICS = ("loss", "grad_norm_sq", "consensus", "test_loss", "accuracy", "worker_accuracy", "suboptimality",
-           "dist_to_opt")
+           "dist_to_opt", "worker_loss")
+#: Metrics with one value per worker: an evaluation gives an (n,) array, a run an (evaluations, n) array. Asked for
+#: by name only (``metrics=["worker_loss", "worker_accuracy"]``); by default a classifier reports the mean and the
+#: minimum of ``worker_accuracy`` (``worker_accuracy_mean``, ``worker_accuracy_min``) and no per-worker array.
+PER_WORKER = ("worker_accuracy", "worker_loss")
+#: The metrics evaluated when none are named (every one the problem has, except ``worker_loss``: n objectives).
+DEFAULT_METRICS = tuple(m for m in METRICS if m != "worker_loss")
 
 
 class ProblemSpec:
@@ -435,7 +441,7 @@ class Problem:
                 "(the run's final models and model state), or bind a state: problem.replace(worker_state="
                 "res.model_state).evaluate(X) (problem.replace(worker_state=problem.stacked_state()) for the "
                 "initial statistics).")
-        want = ("loss",) + tuple(self.metrics) if self.metrics else METRICS  # loss always: divergence reads it
+        want = ("loss",) + tuple(self.metrics) if self.metrics else DEFAULT_METRICS  # loss always: divergence reads it
         xbar = X.mean(axis=0)
         out = {}
         if "loss" in want or "grad_norm_sq" in want or "suboptimality" in want:
@@ -462,11 +468,28 @@ class Problem:
         if self.test_x.shape[0] > 0 and self.classification and "worker_accuracy" in want:
             acc = self.worker_accuracies(X)
             out["worker_accuracy_mean"], out["worker_accuracy_min"] = acc.mean(), acc.min()
+            if self.metrics and "worker_accuracy" in self.metrics:  # the (n,) array only when asked for by name
+                out["worker_accuracy"] = acc
+        if "worker_loss" in want:
+            out["worker_loss"] = self.worker_losses(X)
         if self.f_star is not None and "suboptimality" in want:
             out["suboptimality"] = out["loss"] - self.f_star
         if self.x_star is not None and "dist_to_opt" in want:
             out["dist_to_opt"] = jnp.sqrt(jnp.sum((xbar - self.x_star) ** 2))
         return out
+
+    def worker_losses(self, X):
+        """(n,) the global training objective at each worker's own model, f(x_i) = (1/n) sum_j f_j(x_i) (the L2 term
+        included; a network with its own model state, as :meth:`worker_accuracies`): the ``worker_loss`` metric. Its
+        mean over workers is at least ``loss`` = f(xbar) for a convex f (Jensen), and equals it at consensus. Costs n
+        evaluations of the objective."""
+        states = self.stacked_state(X.shape[0])
+
+        def one(x, state):  # worker i's own state, bound as a stack of one (its "average" is itself)
+            problem = self.replace(worker_state=jax.tree.map(lambda a: a[None], state)) if state is not None else self
+            return problem.objective(x)
+
+        return jax.vmap(one)(X, states)
 
     def worker_accuracies(self, X):
         """(n,) test accuracy of each worker's own model (with its own model state), as decentralized papers report."""

@@ -90,8 +90,10 @@ def _check_common(name, data, n_workers, partition, alpha, seed, init_seed, test
 
 def _build(name, net, params_flat, model_state, data, *, loss, n_workers, partition, alpha, batch_size, reg, seed,
            test_fraction, num_samples, standardize, normalize, augment, share_model_state, eval_batch, worker_map,
-           classification, label, stochastic, grad_noise=0.0, spec=None):
-    """The Problem of a network adapter and its data, validated with one abstract evaluation."""
+           classification, label, stochastic, grad_noise=0.0, spec=None, conv_variant=None):
+    """The Problem of a network adapter and its data, validated with one abstract evaluation; ``"auto"`` lowerings
+    chosen by :func:`_choose_lowering` (``conv_variant(c)``: the net with convolution lowering c, where ``conv`` was
+    ``"auto"``; None otherwise)."""
     _check_options(name, batch_size, eval_batch, worker_map, augment, reg)
     loss_fn, classification = losses_lib.get(loss, classification)
     Xtr, ytr, Xte, yte = _load(name, data, seed, test_fraction, num_samples, standardize, normalize)
@@ -121,7 +123,52 @@ def _build(name, net, params_flat, model_state, data, *, loss, n_workers, partit
         k = out.shape[-1]
         data_lib.class_labels(np.asarray(ytr), f"{name}: the training labels", num_classes=k)
         data_lib.class_labels(np.asarray(yte), f"{name}: the test labels", num_classes=k)
-    return problem
+    return _choose_lowering(problem, name, conv_variant, worker_map)
+
+
+def _choose_lowering(problem, builder, conv_variant, worker_map):
+    """The problem with its ``"auto"`` lowerings (convolution: ``conv_variant`` given; worker map: ``worker_map ==
+    "auto"``) chosen by timing the candidates on this device, once per signature (see :mod:`jaxgossip.lowering`); as
+    built (the platform rule) with ``JAXGOSSIP_LOWERING=platform`` or a single candidate."""
+    import itertools
+
+    from jaxgossip import lowering
+    from jaxgossip._record import jsonable
+
+    if conv_variant is None and worker_map != "auto":
+        return problem
+    net = problem.model
+    if lowering.mode() == "platform" or (conv_variant is None and problem.n < 2):
+        lowering.remember(net, {"by": "platform", "worker_map": problem.worker_map})
+        return problem
+    convs = [getattr(net, "conv", None)]
+    if conv_variant is not None and (lowering.conv_count(problem.replace(model=conv_variant("xla")))
+                                     > lowering.conv_count(problem.replace(model=conv_variant("im2col")))):
+        convs = ["im2col", "xla"]  # the choice changes the program
+    maps = ["vmap", "map"] if worker_map == "auto" and problem.n > 1 else [problem.worker_map]
+    variants = {}
+    for c, m in itertools.product(convs, maps):
+        variants[f"conv={c},worker_map={m}"] = problem.replace(
+            model=conv_variant(c) if len(convs) > 1 else net, worker_map=m)
+    if len(variants) < 2:
+        lowering.remember(net, {"by": "platform", "worker_map": problem.worker_map})
+        return problem
+    default = f"conv={convs[0] if len(convs) == 1 else conv_lowering('auto')},worker_map={problem.worker_map}"
+    variants = {default: variants[default], **variants}  # the platform rule first: it wins ties
+    module = getattr(net, "module", None)
+    signature = {"builder": builder, "model": jsonable(module) if module is not None else type(net).__qualname__,
+                 "apply_fn": jsonable(getattr(net, "apply_fn", None)), "graph": jsonable(getattr(net, "graphdef", None)),
+                 "parameters": [list(s.shape) for s in net.layout.segments] if net.layout is not None else problem.d,
+                 "samples": list(problem.data_x.shape), "sample_dtype": str(problem.data_x.dtype),
+                 "batch": problem.batch_size, "full_batch": problem.full_batch, "augment": jsonable(problem.augment),
+                 "stochastic": problem.stochastic_model, "model_state": problem.has_model_state,
+                 "loss": jsonable(problem.loss), "candidates": list(variants)}
+    record = lowering.resolve({k: (lambda p=p: lowering.gradient_runner(p)) for k, p in variants.items()}, signature,
+                              default, what=problem.name)
+    chosen = variants[record["choice"]]
+    conv = {"conv": record["choice"].split(",")[0].split("=")[1]} if len(convs) > 1 else {}
+    lowering.remember(chosen.model, {**record, **conv, "worker_map": chosen.worker_map})
+    return chosen
 
 
 def check_problem(problem: Problem, name: str = "simulate"):
@@ -268,10 +315,13 @@ def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 1
       rng_names: the rng streams a linen module draws from in training.
       eval_batch: evaluate in chunks of this many samples (bounded memory); None: one pass.
       worker_map: how the workers' gradients are mapped: ``"vmap"`` (one program over the stacked workers),
-        ``"map"`` (``lax.map``: one worker's ordinary program at a time) or ``"auto"`` (default: ``"map"`` on CPU,
-        ``"vmap"`` on GPU and TPU). See benchmarks/README.md, item 9, for the measurements behind the choice.
-      conv: how ``nn.Conv`` layers are lowered: ``"auto"`` (default: im2col and one matrix product on CPU, as written
-        elsewhere), ``"im2col"`` or ``"xla"`` (as written). On XLA's CPU backend a convolution inside the run's
+        ``"map"`` (``lax.map``: one worker's ordinary program at a time) or ``"auto"`` (default: the faster of the
+        two for this problem's shapes on this device, timed once and cached on disk, see :mod:`jaxgossip.lowering`;
+        with ``JAXGOSSIP_LOWERING=platform``: ``"map"`` on CPU, ``"vmap"`` on GPU and TPU). The choice is recorded in
+        ``Result.config["model"]["lowering"]``; ``JAXGOSSIP_VERBOSE=1`` prints it with the times.
+      conv: how ``nn.Conv`` layers are lowered: ``"auto"`` (default: measured with ``worker_map``, as is a zoo
+        model's own ``conv="auto"``; with ``JAXGOSSIP_LOWERING=platform`` im2col and one matrix product on CPU, as
+        written elsewhere), ``"im2col"`` or ``"xla"`` (as written). On XLA's CPU backend a convolution inside the run's
         compiled loop, or vmapped over per-worker kernels, is many times slower than a matrix product of the same
         size; im2col gives the same numbers (to float32 rounding). Convolutions that name their own
         ``conv_general_dilated`` are left alone. See :mod:`jaxgossip.models.conv`.
@@ -307,13 +357,19 @@ def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 1
     else:
         raise ValueError(f"from_flax: module must be a flax.linen.Module or a flax.nnx.Module, got "
                          f"{type(module).__name__}; for other models use jg.problems.from_function.")
+    base, module_auto = net, _is_linen(module) and getattr(module, "conv", None) == "auto"
     net = dataclasses.replace(net, conv=conv_lowering(conv))
+
+    def conv_variant(c):  # every "auto" convolution lowering (from_flax's and a zoo model's own) set to c
+        v = dataclasses.replace(base, conv=c if conv == "auto" else conv_lowering(conv))
+        return dataclasses.replace(v, module=v.module.clone(conv=c)) if module_auto else v
+
     label = name or f"{kind}({data if isinstance(data, str) else 'arrays'}, {partition})"
     return _build("from_flax", net, x0, state, data, loss=loss, n_workers=n_workers, partition=partition, alpha=alpha,
                   batch_size=batch_size, reg=reg, seed=seed, test_fraction=test_fraction, num_samples=num_samples,
                   standardize=standardize, normalize=normalize, augment=augment, share_model_state=share_model_state,
                   eval_batch=eval_batch, worker_map=worker_map, classification=classification, label=label,
-                  stochastic=stochastic, spec=spec)
+                  stochastic=stochastic, spec=spec, conv_variant=conv_variant if conv == "auto" or module_auto else None)
 
 
 def _module_record(module):

@@ -22,6 +22,7 @@ from jaxgossip.topology._graphs import (BUILDERS, WEIGHTS, complete, erdos_renyi
 from jaxgossip.topology._matrix import DISCONNECTED, EIGEN_CHECK_MAX, MINUS_ONE, TimeVarying, Topology, step_degrees
 from jaxgossip.topology._one_peer import PeerGraph, one_peer_exponential
 from jaxgossip.topology._directed import DirectedGraph, as_given, directed_exponential, directed_ring, from_digraph
+from jaxgossip.topology._local import identity, local_steps
 
 BUILDERS["one_peer_exponential"] = one_peer_exponential  # a TimeVarying sequence (jg.topology.get takes it by name)
 BUILDERS["directed_ring"] = directed_ring  # column-stochastic, for push-sum (jg.algorithms.sgp)
@@ -52,4 +53,6 @@ __all__ = [
     "from_digraph",
     "as_given",
     "step_degrees",
+    "local_steps",
+    "identity",
 ]

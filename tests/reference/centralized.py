@@ -17,7 +17,7 @@ import numpy as np
 from reference import pricing
 from reference.common import FLOAT_BITS, LocalOptimizer, Recorder, Setup
 
-__all__ = ["cpsgd", "csgd", "ec_sgd", "doublesqueeze", "ef21"]
+__all__ = ["cpsgd", "csgd", "ec_sgd", "doublesqueeze", "ef21", "local_sgd"]
 
 
 def _directions(setup, opt, x):
@@ -157,3 +157,21 @@ def ef21(setup: Setup, steps: int, lr: float, compressor):
                                                            setup.compute_seconds(t)))
     return rec.trace(_rows(setup, x))
 
+
+def local_sgd(setup: Setup, steps: int, lr: float, H: int, optimizer=None):
+    """Local SGD / FedAvg with full participation (Stich 2019, Alg. 1; McMahan et al. 2017): every worker steps on its
+    own model, x_i <- x_i - lr u_i; after every H-th step (t + 1 = H, 2H, ...) the models are replaced by their exact
+    average, priced as a ring AllReduce of a float32 d-vector; the other steps send nothing and last the slowest
+    worker's computation."""
+    opt, rec, X = _opt(optimizer), Recorder(setup), setup.X0.copy()
+    b = FLOAT_BITS * setup.d
+    for t in range(steps):
+        for i in range(setup.n):
+            X[i] = X[i] - lr * opt.direction(i, setup.problem.grad(i, X[i]))
+        c = setup.compute_seconds(t)
+        if (t + 1) % H == 0:
+            X[:] = np.mean(X, axis=0)
+            rec.add(X, *pricing.allreduce(setup.n, setup.network, b, c))
+        else:
+            rec.add(X, 0.0, c)
+    return rec.trace(X)

@@ -2,7 +2,8 @@
 
 Nothing here calls the library: the keys are derived with ``jax.random`` exactly as the library documents them (step t:
 ``fold_in(key(seed), t)``; stream s of a step: ``fold_in(step key, s)``; worker i: ``fold_in(stream key, i)``), and
-the draws (uniforms, normals, categorical samples) are made with ``jax.random`` on those keys; everything computed from
+the draws (uniforms, normals, categorical samples) are made with ``jax.random`` on those keys, and a stochastic
+quantizer's dither is recomputed in NumPy from the key's two seed words (:meth:`Keys.dither`); everything computed from
 them is NumPy float64.
 """
 
@@ -66,6 +67,22 @@ class Keys:
         else:
             u = jax.random.uniform(self.key, shape, jnp.float32, low, high)
         return np.asarray(u, np.float64)
+
+    def dither(self, shape) -> np.ndarray:
+        """A stochastic quantizer's uniforms as the library draws them (``compressors/_dither.py``), recomputed here in
+        NumPy: seed words (k0, k1) = ``jax.random.bits(key, (2,), uint32)``; coordinate c (row-major) gets MurmurHash3's
+        fmix32 keyed by them, h = c ^ k0, h ^= h >> 16, h *= 0x85ebca6b, h ^= h >> 13, h += k1, h *= 0xc2b2ae35,
+        h ^= h >> 16; and u = (h >> 8) 2^-24 on [0, 1)."""
+        k0, k1 = (np.uint32(w) for w in np.asarray(jax.random.bits(self.key, (2,), jnp.uint32)))
+        h = np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.uint32).reshape(shape) ^ k0
+        with np.errstate(over="ignore"):  # uint32 arithmetic wraps, as in the library
+            h = h ^ (h >> np.uint32(16))
+            h = h * np.uint32(0x85EBCA6B)
+            h = h ^ (h >> np.uint32(13))
+            h = h + k1
+            h = h * np.uint32(0xC2B2AE35)
+            h = h ^ (h >> np.uint32(16))
+        return (h >> np.uint32(8)).astype(np.float64) * 2.0**-24
 
     def normal(self, shape) -> np.ndarray:
         return np.asarray(jax.random.normal(self.key, shape, jnp.float32), np.float64)

@@ -1,8 +1,8 @@
 """Compressors in NumPy: the decoded message of one d-vector and its size in bits.
 
-Each takes the vector and the message's key (:class:`reference.common.Keys`); a stochastic one draws its uniforms from
-that key with jax (the shape the library draws: QSGD one bucket of d values, ``(1, d)``; the low-precision quantizer
-``(d,)``) and rounds itself.
+Each takes the vector and the message's key (:class:`reference.common.Keys`); a stochastic one takes its dither
+uniforms from that key (:meth:`Keys.dither`, the library's stream recomputed in NumPy; the shape the library draws: QSGD
+one bucket of d values, ``(1, d)``; the low-precision quantizer ``(d,)``) and rounds itself.
 
 References:
   QSGD: Alistarh, Grubic, Li, Tomioka, Vojnovic 2017, Sec. 3.1, Lemma 3.1 (omega = min(d / s^2, sqrt(d) / s)).
@@ -80,7 +80,7 @@ class QSGD:
 
     def __call__(self, x: np.ndarray, key: Keys) -> np.ndarray:
         d = x.size
-        u = key.uniform((1, d))[0]  # the library quantizes one bucket of d values: (1, d) uniforms
+        u = key.dither((1, d))[0]  # the library quantizes one bucket of d values: (1, d) uniforms
         norm = float(np.sqrt(np.sum(x * x)))
         out = np.zeros(d)
         if norm == 0:
@@ -130,7 +130,7 @@ class LowPrecision:
 
     def __call__(self, x: np.ndarray, key: Keys) -> np.ndarray:
         d = x.size
-        u = key.uniform((d,))
+        u = key.dither((d,))
         lo, hi = -self.scale * 2.0 ** (self.b - 1), self.scale * (2.0 ** (self.b - 1) - 1)
         out = np.zeros(d)
         for c in range(d):
@@ -155,7 +155,7 @@ def encode(v: np.ndarray, e: float) -> np.ndarray:
 def encode_random(v: np.ndarray, e: float, key: Keys) -> np.ndarray:
     """Unbiased Q(v, e): stochastic rounding to the grid of step e / sqrt(d) (the grid of encode at radius e / 2)."""
     h = e / math.sqrt(v.size)
-    u = key.uniform(v.shape)
+    u = key.dither(v.shape)
     out = np.zeros(v.size)
     for c in range(v.size):
         r = v[c] / h
