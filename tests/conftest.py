@@ -23,6 +23,19 @@ def devices():
     return jax.devices()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs_after_each_file():
+    """Drop every compiled program when a test file ends. A worker runs hundreds of files in one process, and the
+    executables jax keeps alive (several GiB by the end of the suite) are never reused by the next file; two fresh-clone
+    runs crashed inside XLA's compiler late in such long-lived workers. The programs a file shares between its own
+    tests stay cached while it runs."""
+    yield
+    import gc
+
+    jax.clear_caches()
+    gc.collect()
+
+
 @pytest.fixture(autouse=True)
 def _no_persistent_cache_after_the_test():
     """A test that runs the CLI in-process turns JAX's persistent compilation cache on (``jaxgossip run`` does, as
