@@ -179,8 +179,8 @@ def run(quick=True, ns=(4, 16, 64), steps=None):
         low = lowering_record(prob)
         rows.append((f"LeNet-5 D-PSGD, n = {n}, batch 32: stack (conv auto = {low['conv']}, worker_map auto = "
                      f"{low['worker_map']}, by {low['by']}) vs Python loop of {n} jitted per-worker steps",
-                     f"stack {sps:,.0f} samples/s ({stack * 1e3:.0f} ms/step), loop {n * BATCH / loop:,.0f} samples/s "
-                     f"({loop * 1e3:.0f} ms/step): {ratio:.2f}x",
+                     f"stack {sps:,.0f} samples/s ({stack * 1e3:.3g} ms/step), loop {n * BATCH / loop:,.0f} samples/s "
+                     f"({loop * 1e3:.3g} ms/step): {ratio:.2f}x",
                      f">= {target}x at n = 16" if n == 16 else "", ("yes" if ratio >= target else "no") if n == 16 else ""))
         if n == 16:
             at16 = {"stack": stack, "prob": prob, "loop": loop}
@@ -190,16 +190,16 @@ def run(quick=True, ns=(4, 16, 64), steps=None):
         for worker_map, conv in (("vmap", "xla"), ("map", "xla"), ("vmap", "im2col"), ("map", "im2col")):
             t = fixed[(conv, worker_map)] = stack_step_seconds(stack_problem(n, worker_map, conv), steps)
             rows.append((f"LeNet-5 n = 16 on the stack, worker_map={worker_map!r}, conv={conv!r}",
-                         f"{t * 1e3:.0f} ms/step = {at16['loop'] / t:.2f}x the loop", "", ""))
+                         f"{t * 1e3:.3g} ms/step = {at16['loop'] / t:.2f}x the loop", "", ""))
         low = lowering_record(at16["prob"])
         fastest = min(fixed, key=fixed.get)
         auto = fixed.get((low["conv"], low["worker_map"]), at16["stack"])
         rows.append((f"LeNet-5 n = 16, \"auto\" ({low['by']}): conv={low['conv']!r}, worker_map={low['worker_map']!r}; "
                      f"fastest fixed: conv={fastest[0]!r}, worker_map={fastest[1]!r}",
-                     f"{auto * 1e3:.0f} ms/step vs {fixed[fastest] * 1e3:.0f} ms/step ({auto / fixed[fastest]:.2f}x)",
+                     f"{auto * 1e3:.3g} ms/step vs {fixed[fastest] * 1e3:.3g} ms/step ({auto / fixed[fastest]:.2f}x)",
                      "the fastest (within 10%)", "yes" if auto <= 1.1 * fixed[fastest] else "no"))
         loop_im2col = loop_step_seconds(n, module=jg.models.LeNet5(conv="im2col"), steps=steps)
-        rows.append(("the loop with im2col convolutions (n = 16)", f"{loop_im2col * 1e3:.0f} ms/step", "", ""))
+        rows.append(("the loop with im2col convolutions (n = 16)", f"{loop_im2col * 1e3:.3g} ms/step", "", ""))
         flops = step_flops(at16["prob"])
         rate = flops / at16["stack"]
         rows.append(("item 10: the stack's step (n = 16): XLA's FLOPs / measured time, as a fraction of the matmul rate",

@@ -36,6 +36,7 @@ import jaxgossip as jg  # noqa: E402
 from _common import best_time, machine  # noqa: E402
 from bench_cnn_throughput import matmul_rate  # noqa: E402
 from jaxgossip.algorithms._base import Context  # noqa: E402
+from jaxgossip.lowering import lowering_record  # noqa: E402
 from jaxgossip.simulate import initial_model_state, prepare  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -98,7 +99,9 @@ def run(ns=(16, 64), batch=128, image=32, steps=5, matmul=8192, copy_mib=1024):
         t = time.perf_counter()
         sec = step_seconds(prob, steps)
         wall = time.perf_counter() - t
-        rows.append((f"ResNet-20 D-PSGD, n = {n}, batch {batch} (worker_map={prob.worker_map!r})",
+        low = lowering_record(prob)
+        rows.append((f"ResNet-20 D-PSGD, n = {n}, batch {batch} (conv={low['conv']!r}, worker_map={low['worker_map']!r}, "
+                     f"by {low['by']})",
                      f"{sec * 1e3:.1f} ms/step, {n * batch / sec:,.0f} samples/s; {flops / 1e9:.0f} GFLOP and "
                      f"{nbytes / 1e9:.1f} GB per step: {flops / sec / 1e12:.1f} TFLOP/s = {100 * flops / sec / peak:.0f}% "
                      f"of the matmul rate, {nbytes / sec / 1e9:.0f} GB/s = {100 * nbytes / sec / bw:.0f}% of the copy "
@@ -111,12 +114,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tiny", action="store_true", help="toy sizes on any machine (checks that the script works)")
     ap.add_argument("--out", default=None, help="default: benchmarks/RESULTS-gpu.md (nothing with --tiny)")
+    ap.add_argument("--n", type=int, nargs="+", default=[16, 64], help="numbers of workers (default 16 64)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     if args.tiny:
         rows = run(ns=(2,), batch=4, image=8, steps=1, matmul=256, copy_mib=8)
     else:
-        rows = run()
+        rows = run(ns=tuple(args.n))
     for r in rows:
         print(r, flush=True)
     out = args.out if args.out or args.tiny else os.path.join(HERE, "RESULTS-gpu.md")

@@ -68,9 +68,9 @@ def rows(quick=True):
     sweep, loop = run("sweep", steps, 2), run("loop", steps, 2)
     cold, warm = loop["cold"] / sweep["cold"], loop["warm"] / sweep["warm"]
     what = f"45 CHOCO configurations ({steps} steps), loop of simulate / one sweep, fresh processes"
-    return [(f"{what}, compile included", f"{cold:.2f}x ({loop['cold']:.1f} s / {sweep['cold']:.1f} s)", ">= 3x",
+    return [(f"{what}, compile included", f"{cold:.2f}x ({loop['cold']:.3g} s / {sweep['cold']:.3g} s)", ">= 3x",
              "yes" if cold >= 3 else "no"),
-            (f"{what}, warm", f"{warm:.2f}x ({loop['warm']:.1f} s / {sweep['warm']:.1f} s)", ">= 5x",
+            (f"{what}, warm", f"{warm:.2f}x ({loop['warm']:.3g} s / {sweep['warm']:.3g} s)", ">= 5x",
              "yes" if warm >= 5 else "no")]
 
 

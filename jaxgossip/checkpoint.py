@@ -15,6 +15,7 @@ import tempfile
 import jax
 import numpy as np
 
+from jaxgossip.result import _atomic_savez
 from jaxgossip.simulate import (Carry, initial_model_state, prepare, record_run_inputs, run_prepared, state_shapes,
                                 step_unroll, to_host)
 
@@ -32,17 +33,7 @@ def save(path: str, carry, m0: dict, chunks: list, config: dict) -> None:
         arrays.update({f"chunk{j}/{k}": np.asarray(v) for k, v in c.items()})
     meta = {"config": config, "leaves": len(leaves), "chunks": len(chunks), "keys": keys}
     arrays["meta"] = np.asarray(json.dumps(meta))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _atomic_savez(path, arrays)
 
 
 def check_path(path, write: bool = True) -> str:

@@ -1,15 +1,26 @@
 """Tests run on 8 fake CPU devices (set before jax is imported), small n, d and T.
 
-XLA's backend optimization level 0 halves the suite's time (compiling dominates; the arrays are tiny). Tests check
-properties and identities between runs, never golden numbers, so the optimization level does not change what they
-assert; benchmarks and notebooks outside the suite use the default level.
+XLA's backend optimization level 0 halves the suite's time (compiling dominates; the arrays are tiny), and XLA's older
+CPU code generator (``--xla_cpu_use_fusion_emitters=false``) takes another quarter off the compile time. Tests check
+properties and identities between runs, never golden numbers, so neither changes what they assert; benchmarks and
+notebooks outside the suite use XLA's defaults. The exception: a test of bit-for-bit equality between two different
+compiled programs (one device against eight, ``ppermute`` against a shift, a closed form against a run) holds for the
+code a user's XLA generates, not for every code generator, so such a test is marked ``default_codegen`` and runs in a
+separate pytest process with XLA's default code generator (see :func:`pytest_pyfunc_call`).
 """
 
 import os
+import subprocess
+import sys
 
+#: Set in the separate process that runs the ``default_codegen`` tests.
+DEFAULT_CODEGEN_ENV = "JAXGOSSIP_TEST_DEFAULT_CODEGEN"
+DEFAULT_CODEGEN = os.environ.get(DEFAULT_CODEGEN_ENV) == "1"
+USER_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")
 FAST_COMPILE = "--xla_backend_optimization_level=0"
+FAST_CODEGEN = "--xla_cpu_use_fusion_emitters=false"
 os.environ["XLA_FLAGS"] = " ".join(
-    [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8", FAST_COMPILE]
+    [USER_XLA_FLAGS, "--xla_force_host_platform_device_count=8", FAST_COMPILE] + ([] if DEFAULT_CODEGEN else [FAST_CODEGEN])
 ).strip()
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["JAXGOSSIP_LOWERING"] = "platform"  # "auto" lowerings take the platform rule: no test times anything
@@ -64,3 +75,42 @@ LONG_FILES_FIRST = ("test_networks", "test_sweep", "test_repro_networks", "test_
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: the order inside a file is kept
+
+
+#: Outcomes of the default_codegen tests, per test file: {nodeid: (outcome, the separate process's output)}.
+_DEFAULT_CODEGEN_RUNS: dict = {}
+
+
+def _run_default_codegen(config, path) -> dict:
+    """Run the ``default_codegen`` tests of one file in one separate pytest process with XLA's default code generator;
+    returns each test's outcome (``PASSED`` / ``FAILED`` / ``ERROR`` / ``SKIPPED``) by node id."""
+    env = dict(os.environ, **{DEFAULT_CODEGEN_ENV: "1", "XLA_FLAGS": USER_XLA_FLAGS})
+    rel = os.path.relpath(str(path), str(config.rootpath))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           "-m", "default_codegen", rel], cwd=str(config.rootpath), env=env, capture_output=True,
+                          text=True)
+    outcomes = {}
+    for line in proc.stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if word in ("PASSED", "FAILED", "ERROR", "SKIPPED") and "::" in rest:
+            outcomes[rest.split(" - ")[0].strip()] = word
+    return {"outcomes": outcomes, "output": proc.stdout[-6000:] + proc.stderr[-2000:]}
+
+
+def pytest_pyfunc_call(pyfuncitem):
+    """A ``default_codegen`` test, in the suite's processes, is run by a separate pytest process with XLA's default
+    code generator (one process per test file, started by the file's first such test) and passes or fails as it did
+    there."""
+    if DEFAULT_CODEGEN or pyfuncitem.get_closest_marker("default_codegen") is None:
+        return None
+    key = str(pyfuncitem.path)
+    if key not in _DEFAULT_CODEGEN_RUNS:
+        _DEFAULT_CODEGEN_RUNS[key] = _run_default_codegen(pyfuncitem.config, pyfuncitem.path)
+    run = _DEFAULT_CODEGEN_RUNS[key]
+    outcome = run["outcomes"].get(pyfuncitem.nodeid)
+    if outcome != "PASSED":
+        import pytest
+
+        pytest.fail(f"{pyfuncitem.nodeid}: {outcome or 'not run'} in the separate process with XLA's default code "
+                    f"generator:\n{run['output']}")
+    return True

@@ -5,18 +5,12 @@ import pytest
 
 from jaxgossip import cli
 
-CFG = """
+from _cli_config import config
+
+CFG = config("""
 steps = 40
 eval_every = 20
-[problem]
-name = "quadratic"
-n_workers = 8
-dim = 5
-samples_per_worker = 10
-batch_size = 2
-[topology]
-name = "ring"
-[[run]]
+""", """[[run]]
 algorithm = "dpsgd"
 lr = 0.05
 [[run]]
@@ -24,7 +18,7 @@ algorithm = "naive_compressed"
 lr = 0.05
 compressor = { name = "quantize", bits = 4 }
 label = "naive 4-bit"
-"""
+""")
 
 
 def test_run_from_toml_writes_outputs(tmp_path, capsys):

@@ -17,6 +17,7 @@ def test_eight_devices(devices):
     assert len(devices) == 8
 
 
+@pytest.mark.default_codegen
 @pytest.mark.parametrize("topo", TOPOLOGIES, ids=lambda t: t.name)
 def test_ppermute_equals_shift_bitwise(topo):
     """shard_map + ppermute over 8 devices gives the single-device shift backend's bits, and W @ X to rounding."""
@@ -53,6 +54,7 @@ def prob():
     return jg.problems.logistic_regression("digits", n_workers=16, batch_size=4, seed=0, solve_optimum=False)
 
 
+@pytest.mark.default_codegen
 @pytest.mark.parametrize("backend", ["dense", "shift"])
 def test_one_and_eight_devices_bit_identical(prob, backend):
     algo = jg.algorithms.dpsgd(lr=0.1)

@@ -110,6 +110,7 @@ def test_one_peer_and_mixed_sequences_price_each_step(problem):
     np.testing.assert_allclose(secs, [one, two, one, two], rtol=1e-6)
 
 
+@pytest.mark.default_codegen
 @pytest.mark.parametrize("topo", [T.ring(N), T.star(N), T.erdos_renyi(N, 0.5, seed=1)], ids=lambda t: t.name)
 def test_static_undirected_costs_are_unchanged(problem, topo):
     """On a static symmetric graph every step costs what the degree formula gives, bit for bit in float32: bits

@@ -17,6 +17,8 @@ import jaxgossip as jg
 from jaxgossip import algorithms as A
 from jaxgossip import checkpoint, cli
 
+from _cli_config import config
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -148,25 +150,17 @@ def test_sweep_compare_checkpoint_and_eight_devices(readme_module, problem, tmp_
     np.testing.assert_allclose(np.asarray(eight.state.x), np.asarray(full.state.x), rtol=1e-5, atol=1e-6)
 
 
-CFG = """
+CFG = config("""
 steps = 8
 eval_every = 4
 imports = ["mymethods"]
-[problem]
-name = "quadratic"
-n_workers = 8
-dim = 5
-samples_per_worker = 10
-batch_size = 2
-[topology]
-name = "ring"
-[[run]]
+""", """[[run]]
 algorithm = "my_dpsgd"
 lr = 0.05
 [[run]]
 algorithm = "dpsgd"
 lr = 0.05
-"""
+""")
 
 
 def test_cli_runs_a_registered_algorithm(readme_module, capsys):
@@ -192,20 +186,12 @@ def test_cli_runs_a_registered_algorithm(readme_module, capsys):
     assert "--import: cannot import 'no_such_module_xyz'" in capsys.readouterr().err
 
 
-COMPARE_CFG = """
+COMPARE_CFG = config("""
 steps = 8
 eval_every = 4
 seeds = [0, 1]
 imports = ["mymethods"]
-[problem]
-name = "quadratic"
-n_workers = 8
-dim = 5
-samples_per_worker = 10
-batch_size = 2
-[topology]
-name = "ring"
-[[run]]
+""", """[[run]]
 label = "mine"
 algorithm = "my_dpsgd"
 grid = { lr = [0.02, 0.05] }
@@ -213,7 +199,7 @@ grid = { lr = [0.02, 0.05] }
 label = "D-PSGD"
 algorithm = "dpsgd"
 grid = { lr = [0.02, 0.05] }
-"""
+""")
 
 
 def test_compare_reads_the_run_layout_and_the_old_one_with_a_warning(readme_module, capsys):

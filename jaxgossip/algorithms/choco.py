@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 
 from jaxgossip.algorithms._base import Algorithm, hyperparameter, init_optimizer, make_algorithm, resolve_lr
-from jaxgossip.algorithms.dcd import LR, check_compressor
+from jaxgossip.algorithms.dcd import LR, check_compressor, computed_once
 from jaxgossip.algorithms.dpsgd import SGDState, local_step
 from jaxgossip.compressors._base import Compressor, compress_rows
 
@@ -72,7 +72,7 @@ def _choco_step_paper(algo, state, key, ctx):
     """ALGORITHMS.md's order: gossip on the old estimates, then compress X_{t+1} - Xhat."""
     comp = algo.hyper["compressor"]
     step, opt = local_step(algo, SGDState(state.x, state.opt), key, ctx)
-    x = state.x - step + algo.hyper["consensus"] * ctx.mixing.minus_identity(state.xhat)
+    x = computed_once(state.x - step + algo.hyper["consensus"] * ctx.mixing.minus_identity(state.xhat), key)
     xhat = state.xhat + compress_rows(comp, jax.random.fold_in(key, 1), x - state.xhat)
     return ChocoState(x, xhat, opt), _cost(key, ctx, comp, state.x.shape[1])
 
@@ -81,7 +81,7 @@ def _choco_step_survey(algo, state, key, ctx):
     """Koloskova et al. (2019), Alg. 2: compress X_half - Xhat, update the estimates, then gossip on them."""
     comp = algo.hyper["compressor"]
     step, opt = local_step(algo, SGDState(state.x, state.opt), key, ctx)
-    half = state.x - step
+    half = computed_once(state.x - step, key)  # read by the compressor's two passes and the gossip
     xhat = state.xhat + compress_rows(comp, jax.random.fold_in(key, 1), half - state.xhat)
     x = half + algo.hyper["consensus"] * ctx.mixing.minus_identity(xhat)
     return ChocoState(x, xhat, opt), _cost(key, ctx, comp, state.x.shape[1])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxgossip._eager import compiled_when_eager
 from jaxgossip.algorithms._base import Algorithm, hyper_at, local_direction, make_algorithm
 from jaxgossip.algorithms._base import error_feedback_hint
 from jaxgossip.algorithms.dpsgd import LR, SGDState, _init
@@ -84,6 +85,7 @@ def compress_partitions(comp: Compressor, key, x, n: int):
     return _compress_partitions(comp, key, x, n)
 
 
+@compiled_when_eager(static_argnames=("n",))
 def _compress_partitions(comp: Compressor, key, x, n: int):
     d = x.shape[0]
     q, r = divmod(d, n)

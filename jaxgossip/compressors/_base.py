@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxgossip import _pytree as struct
+from jaxgossip._eager import traced
 
 __all__ = ["Compressor", "compress_rows", "worker_keys", "FLOAT_BITS", "check_range", "rescaled_repr"]
 
@@ -92,7 +93,19 @@ class Compressor:
     given: bool = struct.field(pytree_node=False, default=False)
 
     def compress(self, key: jax.Array, x: jax.Array) -> jax.Array:
-        """Compress and decode one vector x (any shape; treated as flat); divided by 1 + omega(d) when rescaled."""
+        """Compress and decode one vector x (any shape; treated as flat); divided by 1 + omega(d) when rescaled.
+
+        Called outside a trace (eagerly, as in a notebook), it runs as one compiled program per compressor and
+        shape instead of one compilation per operation (the same operations, compiled together as inside a run's
+        step, so a value may differ from an op-by-op evaluation in its last bit); inside a trace it is inlined."""
+        if traced(key, x, self):
+            return self._compress(key, x)
+        x = jnp.asarray(x)
+        if x.size:
+            self.check(int(x.size))  # the eager call's own error for a vector it cannot act on, before compiling
+        return _compress_compiled(self, key, x)
+
+    def _compress(self, key: jax.Array, x: jax.Array) -> jax.Array:
         out = self.fn(key, x, *self.static, **self.params)
         if self.rescaled:
             out = out / jnp.asarray(1.0 + self.omega_fn(x.size, *self.static, **self.params), out.dtype)
@@ -207,6 +220,11 @@ def as_given(compressor: "Compressor") -> "Compressor":
 def worker_keys(key: jax.Array, n: int) -> jax.Array:
     """n keys, worker i's is ``fold_in(key, i)``: the same whatever the device layout."""
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
+
+
+@jax.jit
+def _compress_compiled(compressor: Compressor, key: jax.Array, x: jax.Array) -> jax.Array:
+    return compressor._compress(key, x)
 
 
 def compress_rows(compressor: Compressor, key: jax.Array, X: jax.Array) -> jax.Array:

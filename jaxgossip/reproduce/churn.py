@@ -19,6 +19,7 @@ Measured (``jaxgossip reproduce churn --size small``, two seeds, this 2-core CPU
 from __future__ import annotations
 
 from jaxgossip.reproduce import Reproduction, register
+from jaxgossip.reproduce._common import band_panel, digits_factory, first_reach, step_at, verdict_rows
 
 __all__ = ["churn", "SIZES", "P_LEAVE", "P_RETURN", "ONLINE_TOL", "TARGET_AT"]
 
@@ -40,14 +41,7 @@ def _runs(cfg, seeds):
 
     import jaxgossip as jg
 
-    built = {}
-
-    def factory(seed):
-        if int(seed) not in built:
-            built[int(seed)] = jg.problems.logistic_regression("digits", n_workers=cfg["n"], batch_size=cfg["batch"],
-                                                               reg=cfg["reg"], seed=int(seed))
-        return built[int(seed)]
-
+    factory = digits_factory(cfg)
     ring = jg.topology.ring(cfg["n"])
     algos = {"D-PSGD": jg.algorithms.dpsgd(lr=cfg["lr"]), "gradient tracking": jg.algorithms.gradient_tracking(lr=cfg["lr"])}
     frames = []
@@ -64,17 +58,8 @@ def _runs(cfg, seeds):
     return pd.concat(frames, ignore_index=True)
 
 
-def _steps_to(curve, target):
-    hit = curve[curve.loss <= target]
-    return float(hit.step.iloc[0]) if len(hit) else float("inf")
-
-
 def _verdicts(frame):
-    out = []
-
-    def add(claim, measured, holds):
-        out.append({"claim": claim, "measured": measured, "holds": bool(holds)})
-
+    out, add = verdict_rows()
     seeds = sorted(frame.seed.unique())
 
     def curve(m, churned, s):
@@ -86,13 +71,13 @@ def _verdicts(frame):
         "mean workers_online per method and seed: " + "; ".join(f"{m}, {s}: {v:.3f}" for (m, s), v in online.items()),
         all(abs(v - expected) <= ONLINE_TOL for v in online.values()))
 
-    at = frame.step[frame.step <= TARGET_AT * frame.step.max()].max()
+    at = step_at(frame, TARGET_AT)
     steps = {}
     for m in METHODS:
         for s in seeds:
             base = curve(m, False, s)
             target = float(base[base.step == at].loss.iloc[0])
-            steps[m, s] = (_steps_to(base, target), _steps_to(curve(m, True, s), target))
+            steps[m, s] = (first_reach(base, target, "loss"), first_reach(curve(m, True, s), target, "loss"))
     add("D-PSGD and gradient tracking under churn still reach the fault-free loss",
         f"steps to the fault-free loss at step {int(at)} (no faults, churn) per method and seed: "
         + "; ".join(f"{m}, {s}: {a:.0f}, {b:.0f}" for (m, s), (a, b) in steps.items()),
@@ -106,15 +91,13 @@ def _verdicts(frame):
 
 def _plot(frame):
     """Loss against the step, and the fraction of workers online over time."""
-    from jaxgossip.plots import figure_legend, plot_curves, subplots
+    from jaxgossip.plots import figure_legend, subplots
 
     fig, axes = subplots(2, width=4.2, height=3.3)
     order = [f"{m}, {c}" for m in METHODS for c in ("no faults", "churn")]
-    plot_curves(frame, panels=(("step", "loss"),), by="run", axes=[axes[0]], band="range", band_alpha=0.15,
-                logy=True, order=order, legend=False)
-    rows = frame[frame.churn & (frame.step > 0)]
-    plot_curves(rows, panels=(("step", "workers_online"),), by="run", axes=[axes[1]], band="range", band_alpha=0.15,
-                order=[o for o in order if o.endswith("churn")], legend=False)
+    band_panel(axes[0], frame, "step", "loss", "run", order, logy=True)
+    band_panel(axes[1], frame[frame.churn & (frame.step > 0)], "step", "workers_online", "run",
+               [o for o in order if o.endswith("churn")])
     axes[1].axhline(P_RETURN / (P_LEAVE + P_RETURN), color="k", lw=0.8, ls=":")
     figure_legend(fig, axes)
     fig.suptitle(f"Churn on ring(16): p_leave = {P_LEAVE:g}, p_return = {P_RETURN:g} (20% offline on average)")

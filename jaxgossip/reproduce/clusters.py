@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxgossip.reproduce import Reproduction, register
+from jaxgossip.reproduce._common import band_panel, digits_factory, first_reach, step_at, verdict_rows
 
 __all__ = ["clusters", "SIZES", "TARGET_AT", "INSIDE", "BETWEEN", "network", "bridged_rings"]
 
@@ -79,14 +80,7 @@ def _runs(cfg, seeds):
 
     import jaxgossip as jg
 
-    built = {}
-
-    def factory(seed):
-        if int(seed) not in built:
-            built[int(seed)] = jg.problems.logistic_regression("digits", n_workers=cfg["n"], batch_size=cfg["batch"],
-                                                               reg=cfg["reg"], seed=int(seed))
-        return built[int(seed)]
-
+    factory = digits_factory(cfg)
     n = cfg["n"]
     A = jg.algorithms
     methods = {ALLREDUCE: (A.cpsgd(lr=cfg["lr"]), None), RING: (A.dpsgd(lr=cfg["lr"]), jg.topology.ring(n)),
@@ -99,17 +93,8 @@ def _runs(cfg, seeds):
     return pd.concat(frames, ignore_index=True), factory(seeds[0]).d
 
 
-def _seconds_to(curve, target):
-    hit = curve[curve.loss <= target]
-    return float(hit.sim_time.iloc[0]) if len(hit) else float("inf")
-
-
 def _verdicts(frame, cfg, d):
-    out = []
-
-    def add(claim, measured, holds):
-        out.append({"claim": claim, "measured": measured, "holds": bool(holds)})
-
+    out, add = verdict_rows()
     seeds = sorted(frame.seed.unique())
     expected = _expected_seconds(cfg, d)
 
@@ -124,11 +109,11 @@ def _verdicts(frame, cfg, d):
         all(np.isclose(v, expected[m], rtol=1e-4) for (m, _), v in per_step.items()))
 
     rows = []
-    at = frame.step[frame.step <= TARGET_AT * frame.step.max()].max()
+    at = step_at(frame, TARGET_AT)
     for s in seeds:
         base = curve(ALLREDUCE, s)
         target = float(base[base.step == at].loss.iloc[0])
-        rows.append({m: _seconds_to(curve(m, s), target) for m in expected})
+        rows.append({m: first_reach(curve(m, s), target, "loss", "sim_time") for m in expected})
     add("the decentralized runs reach a target loss sooner in simulated seconds than ring AllReduce",
         f"simulated seconds to AllReduce's loss at step {int(at)}, per seed: " + "; ".join(
             ", ".join(f"{m}: {r[m]:.1f}" for m in expected) for r in rows),
@@ -138,14 +123,12 @@ def _verdicts(frame, cfg, d):
 
 def _plot(frame):
     """Loss against simulated seconds (log) and against the step."""
-    from jaxgossip.plots import figure_legend, plot_curves, subplots
+    from jaxgossip.plots import figure_legend, subplots
 
     fig, axes = subplots(2, width=4.2, height=3.3)
     order = [ALLREDUCE, RING, BRIDGE]
-    plot_curves(frame[frame.sim_time > 0], panels=(("sim_time", "loss"),), by="method", axes=[axes[0]],
-                band="range", band_alpha=0.15, logx=True, order=order, legend=False)
-    plot_curves(frame, panels=(("step", "loss"),), by="method", axes=[axes[1]], band="range", band_alpha=0.15,
-                order=order, legend=False)
+    band_panel(axes[0], frame[frame.sim_time > 0], "sim_time", "loss", "method", order, logx=True)
+    band_panel(axes[1], frame, "step", "loss", "method", order)
     figure_legend(fig, axes)
     fig.suptitle("Two clusters of 8 (0.1 ms / 10 Gbps inside, 50 ms / 100 Mbps between)")
     return fig

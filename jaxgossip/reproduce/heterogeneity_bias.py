@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from jaxgossip.reproduce import Reproduction, register
+from jaxgossip.reproduce._common import step_at, verdict_rows
 
 __all__ = ["heterogeneity_bias", "full_quadratic", "lazy_ring", "SIZES"]
 
@@ -124,13 +125,9 @@ def _runs(cfg, seeds):
 
 
 def _verdicts(frame, cfg):
-    out = []
-
-    def add(claim, measured, holds):
-        out.append({"claim": claim, "measured": measured, "holds": bool(holds)})
-
+    out, add = verdict_rows()
     last = frame.step.max()
-    late = frame.step[frame.step <= 0.75 * last].max()
+    late = step_at(frame, 0.75)
     hets = sorted(frame.heterogeneity.unique())
     dp = frame[frame.method == "D-PSGD"]
     floors = {}

@@ -24,9 +24,8 @@ every verdict holds; steps to target grow 1.08, 1.28, 1.75 times at p = 0.1, 0.3
 
 from __future__ import annotations
 
-import numpy as np
-
 from jaxgossip.reproduce import Reproduction, register
+from jaxgossip.reproduce._common import band_panel, digits_factory, first_reach, step_at, verdict_rows
 
 __all__ = ["link_failures", "SIZES", "PS", "CONVERGED", "BITS_TOL", "TARGET_AT", "GROWTH_HIGH"]
 
@@ -51,14 +50,7 @@ def _runs(cfg, seeds):
 
     import jaxgossip as jg
 
-    built = {}
-
-    def factory(seed):
-        if int(seed) not in built:
-            built[int(seed)] = jg.problems.logistic_regression("digits", n_workers=cfg["n"], partition="label",
-                                                               batch_size=cfg["batch"], reg=cfg["reg"], seed=int(seed))
-        return built[int(seed)]
-
+    factory = digits_factory(cfg, partition="label")
     ring = jg.topology.ring(cfg["n"])
     frames = []
     for p in PS:  # one program per p (a sweep over faults.p would vmap them; here each p is its own curve)
@@ -72,24 +64,14 @@ def _runs(cfg, seeds):
     return frame, rates
 
 
-def _steps_to(curve, target):
-    hit = curve[curve.suboptimality <= target]
-    return float(hit.step.iloc[0]) if len(hit) else float("inf")
-
-
 def predicted_growth(rates: dict) -> dict:
     """p -> (1 - lambda_0) / (1 - lambda_p): how many times longer the consensus part of the run takes."""
     return {p: (1.0 - rates[0.0]) / (1.0 - lam) for p, lam in rates.items()}
 
 
 def _verdicts(frame, rates):
-    out = []
-
-    def add(claim, measured, holds):
-        out.append({"claim": claim, "measured": measured, "holds": bool(holds)})
-
+    out, add = verdict_rows()
     seeds = sorted(frame.seed.unique())
-    last = frame.step.max()
 
     def curve(p, s):
         return frame[(frame.p == p) & (frame.seed == s)].sort_values("step")
@@ -108,14 +90,14 @@ def _verdicts(frame, rates):
         all(abs(r - (1.0 - p)) <= BITS_TOL for (p, _), r in ratios.items()))
 
     predicted = predicted_growth(rates)
-    at = frame.step[frame.step <= TARGET_AT * last].max()
+    at = step_at(frame, TARGET_AT)
     growth = {}
     for s in seeds:
         base = curve(0.0, s)
         target = float(base[base.step == at].suboptimality.iloc[0])
-        steps0 = _steps_to(base, target)
+        steps0 = first_reach(base, target, "suboptimality")
         for p in PS:
-            growth[p, s] = _steps_to(curve(p, s), target) / steps0
+            growth[p, s] = first_reach(curve(p, s), target, "suboptimality") / steps0
     holds = all(predicted[p] / 2 <= growth[p, s] <= GROWTH_HIGH * predicted[p] for p in PS for s in seeds)
     holds &= all(growth[a, s] <= growth[b, s] for s in seeds for a, b in zip(PS, PS[1:]))
     add("the steps to a target grow as the expected consensus rate predicts: between 1/2 and "
@@ -128,14 +110,13 @@ def _verdicts(frame, rates):
 
 def _plot(frame):
     """Suboptimality against the step and against the bits, mean over seeds with the min-max band."""
-    from jaxgossip.plots import figure_legend, plot_curves, subplots
+    from jaxgossip.plots import figure_legend, subplots
 
     fig, axes = subplots(2, width=4.2, height=3.3)
     order = [f"p = {p:g}" for p in PS]
     for ax, x in zip(axes, ("step", "bits")):
         rows = frame[frame.bits > 0] if x == "bits" else frame
-        plot_curves(rows, panels=((x, "suboptimality"),), by="method", axes=[ax], band="range", band_alpha=0.15,
-                    logy=True, order=order, legend=False, ylabel=r"$f(\bar x) - f^\star$")
+        band_panel(ax, rows, x, "suboptimality", "method", order, logy=True, ylabel=r"$f(\bar x) - f^\star$")
     figure_legend(fig, axes)
     fig.suptitle("D-PSGD on ring(16) with random link failures (logistic regression, digits, label-sorted)")
     return fig

@@ -40,9 +40,8 @@ tracking removes most of the drift (a 30-46x gap down to 2-3.5x) but not all of 
 
 from __future__ import annotations
 
-import numpy as np
-
 from jaxgossip.reproduce import Reproduction, register
+from jaxgossip.reproduce._common import band_panel, digits_factory, first_reach, step_at, verdict_rows
 
 __all__ = ["local_steps", "SIZES", "H", "QUARTER_MAX", "DRIFT", "REMOVED"]
 
@@ -79,15 +78,9 @@ def _runs(cfg, seeds):
         "label": {DPSGD: (A.dpsgd(lr=cfg["lr"]), ring), LOCAL: (A.dpsgd(lr=cfg["lr"]), local),
                   TRACKING: (A.gradient_tracking(lr=cfg["lr"]), local)},
     }
-    frames, built = [], {}
+    frames = []
     for partition, runs in methods.items():
-        def factory(seed, partition=partition):  # each (partition, seed) built once: f* is solved in float64
-            if (partition, int(seed)) not in built:
-                built[partition, int(seed)] = jg.problems.logistic_regression(
-                    "digits", n_workers=cfg["n"], partition=partition, batch_size=cfg["batch"], reg=cfg["reg"],
-                    seed=int(seed))
-            return built[partition, int(seed)]
-
+        factory = digits_factory(cfg, partition=partition)  # each (partition, seed) built once: f* is solved in float64
         for name, (algo, topo) in runs.items():  # one compiled program per method: the seeds are vmapped
             df = jg.sweep(factory, algo, topo, steps=cfg["steps"], eval_every=cfg["eval_every"],
                           seeds=tuple(int(s) for s in seeds), metrics=("loss", "suboptimality", "consensus"))
@@ -96,20 +89,9 @@ def _runs(cfg, seeds):
     return pd.concat(frames, ignore_index=True)
 
 
-def _bits_to(curve, target):
-    """Bits at the first evaluation whose suboptimality is <= target (inf when never)."""
-    hit = curve[curve.suboptimality <= target]
-    return float(hit.bits.iloc[0]) if len(hit) else float("inf")
-
-
 def _verdicts(frame):
-    out = []
-
-    def add(claim, measured, holds):
-        out.append({"claim": claim, "measured": measured, "holds": bool(holds)})
-
-    last = frame.step.max()
-    late = frame.step[frame.step <= 0.75 * last].max()
+    out, add = verdict_rows()
+    late = step_at(frame, 0.75)
     seeds = sorted(frame.seed.unique())
 
     def curve(partition, method, seed):
@@ -128,7 +110,8 @@ def _verdicts(frame):
     for s in seeds:
         d = curve("iid", DPSGD, s)
         target = float(d[d.step == late].suboptimality.iloc[0])
-        quarter.append(_bits_to(curve("iid", LOCAL, s), target) / _bits_to(d, target))
+        quarter.append(first_reach(curve("iid", LOCAL, s), target, "suboptimality", "bits")
+                       / first_reach(d, target, "suboptimality", "bits"))
     add(f"iid: local D-PSGD reaches D-PSGD's loss with about 1/{H} of the bits",
         f"bits to D-PSGD's suboptimality at step {int(late)}, local / D-PSGD per seed: "
         f"{', '.join(f'{q:.3f}' for q in quarter)}",
@@ -159,7 +142,7 @@ def _verdicts(frame):
 def _plot(frame):
     """Three panels through :mod:`jaxgossip.plots`: iid suboptimality against bits (log), label-sorted against bits,
     label-sorted against the step; the mean over seeds with the band from the lowest to the highest seed."""
-    from jaxgossip.plots import figure_legend, plot_curves, subplots
+    from jaxgossip.plots import figure_legend, subplots
 
     methods = [DPSGD, LOCAL, TRACKING]
     fig, axes = subplots(3, width=3.8, height=3.3)
@@ -170,9 +153,8 @@ def _plot(frame):
         rows = frame[frame.partition == partition]
         if panel[0] == "bits":
             rows = rows[rows.bits > 0]
-        plot_curves(rows, panels=(panel,), by="method", axes=[ax], band="range", band_alpha=0.15, logy=True,
-                    order=[m for m in methods if m in set(rows.method)], legend=False,
-                    ylabel=r"$f(\bar x) - f^\star$")
+        band_panel(ax, rows, *panel, "method", [m for m in methods if m in set(rows.method)], logy=True,
+                   ylabel=r"$f(\bar x) - f^\star$")
         ax.set_title(title, fontsize=10)
     figure_legend(fig, axes)
     seeds = frame.seed.nunique()

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from jaxgossip.reproduce import Reproduction, register
+from jaxgossip.reproduce._common import step_at, verdict_rows
 from jaxgossip.reproduce.heterogeneity_bias import full_quadratic, lazy_ring
 
 __all__ = ["zhao2022", "SIZES"]
@@ -70,13 +71,9 @@ def _first_below(g, level):
 
 
 def _verdicts(frame):
-    out = []
-
-    def add(claim, measured, holds):
-        out.append({"claim": claim, "measured": measured, "holds": bool(holds)})
-
+    out, add = verdict_rows()
     last = frame.step.max()
-    late = frame.step[frame.step <= 0.75 * last].max()
+    late = step_at(frame, 0.75)
     beer = [m for m in frame.method.unique() if m.startswith("BEER")][0]
     chocos = [m for m in frame.method.unique() if m.startswith("CHOCO")]
     rel, slopes, bits_ratio = [], [], []
