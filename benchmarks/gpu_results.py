@@ -3,8 +3,8 @@
 The device machine's call returns the session's logs (one per part), its ``summary.txt`` (device, jax version, each
 part's exit status and seconds) and ``lowering.json`` (every lowering measured there, with the milliseconds of each
 candidate). This script copies what they say into one table, unchanged: the rows each benchmark printed, and the
-lowering measurements. Several sessions' folders can be given (a later folder's part replaces an earlier one's of the
-same name, e.g. a rerun of one part with a finer timing)::
+lowering measurements. Several sessions' folders can be given: each part's rows are listed per session, in the order
+given::
 
     python benchmarks/gpu_results.py FOLDER [FOLDER ...] [--out benchmarks/RESULTS-gpu.md]
 """
@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PARTS = {
     "resnet16": "item 12: ResNet-20 D-PSGD, n = 16, batch 128 (bench_gpu.py --n 16)",
     "lenet": "item 9-10: LeNet-5, the stack vs a loop of per-worker steps, every lowering at n = 16 "
-             "(bench_cnn_throughput.py --n 4 16 --steps 200)",
+             "(bench_cnn_throughput.py --n 4 16 --steps S)",
     "resnet_small": "item 11: ResNet-20 step vs n isolated steps, n = 1, 4 (bench_resnet.py --n 1 4 --time 1 4)",
     "items_2_8": "items 2 and 8: compressed steps vs D-PSGD and a NumPy loop; the 45-configuration sweep "
                  "(run_all.py --only 2,8)",
@@ -72,13 +72,13 @@ def main(argv=None):
     ap.add_argument("folders", nargs="+")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS-gpu.md"))
     args = ap.parse_args(argv)
-    logs, summary, lowering = {}, [], []
+    logs, summary, lowering = {name: [] for name in PARTS}, [], []
     for folder in args.folders:
         for name in PARTS:
             path = os.path.join(folder, f"{name}.log")
             if os.path.exists(path):
                 with open(path) as f:
-                    logs[name] = (folder, f.read())
+                    logs[name].append((folder, f.read()))
         with open(os.path.join(folder, "summary.txt")) as f:
             summary.append((folder, f.read().strip()))
         if os.path.exists(os.path.join(folder, "lowering.json")):
@@ -90,12 +90,12 @@ def main(argv=None):
     for folder, text in summary:
         lines += [f"Session `{os.path.basename(os.path.normpath(folder))}`:", "", "```", text, "```", ""]
     for name, what in PARTS.items():
-        if name not in logs:
+        if not logs[name]:
             continue
-        folder, text = logs[name]
-        lines += [f"## {what}", "", f"(from `{os.path.basename(os.path.normpath(folder))}/{name}.log`)", "",
-                  "| benchmark | measured |", "|---|---|"]
-        lines += [f"| {a} | {b.replace('|', '/')} |" for a, b in rows_of(text)]
+        lines += [f"## {what}", "", "| session | benchmark | measured |", "|---|---|---|"]
+        for folder, text in logs[name]:
+            session = os.path.basename(os.path.normpath(folder))
+            lines += [f"| {session} | {a} | {b.replace('|', '/')} |" for a, b in rows_of(text)]
         lines.append("")
     if lowering:
         lines += ["## Lowerings measured (`lowering.json`: every \"auto\" timed on the device, fastest first)", "",

@@ -17,8 +17,8 @@ the next process (and the next problem of the same shapes) reads it instead of t
 
 The choice is recorded in ``Result.config["model"]["lowering"]`` (:func:`lowering_record`), and with the environment
 variable ``JAXGOSSIP_VERBOSE=1`` it is reported on stderr when made. ``JAXGOSSIP_LOWERING=platform`` turns the
-measurement off (no timing, no file): ``"auto"`` is then the fixed platform rule (im2col and ``lax.map`` on CPU, XLA's
-convolution and ``vmap`` elsewhere); the test suite runs that way so that no test depends on timing.
+measurement off (no timing, no file): ``"auto"`` is then the fixed platform rule (im2col and ``lax.map`` on CPU; im2col and
+``vmap`` on GPU, what the measurement chose on an H200 for every shape; XLA's convolution and ``vmap`` on TPU); the test suite runs that way so that no test depends on timing.
 """
 
 from __future__ import annotations
@@ -45,10 +45,6 @@ REPEATS = 3
 PRUNE = 2.0
 #: Steps of the timed ``lax.scan`` (a run's gradients sit inside its compiled loop).
 SCAN_STEPS = 2
-
-#: What this process chose, per network (nets are frozen dataclasses, equal by value): read by lowering_record.
-_CHOSEN: dict = {}
-
 
 def mode() -> str:
     """``JAXGOSSIP_LOWERING`` (default ``"measure"``).
@@ -242,14 +238,8 @@ def gradient_runner(problem) -> Callable[[], None]:
     return lambda: jax.block_until_ready(compiled(X0, key))
 
 
-def lowering_record(problem) -> dict | None:
-    """``Result.config["model"]["lowering"]``: the convolution lowering and worker map a network problem uses, and how
-    they were chosen: ``"measurement"`` (an ``"auto"`` timed on this device, now or by an earlier process: the cached
-    choice), ``"platform"`` (an ``"auto"`` that took the platform rule: ``JAXGOSSIP_LOWERING=platform``) or
-    ``"given"``. The milliseconds measured are not part of it (a checkpoint compares the record when a run resumes);
-    ``JAXGOSSIP_VERBOSE=1`` reports them, and the cache file keeps them. None for a problem that is not a network."""
-    if not getattr(problem, "net", False):
-        return None
+def _conv_of(problem) -> str | None:
+    """The convolution lowering a network problem's model uses (``"im2col"`` / ``"xla"``; None: not a zoo model)."""
     net = problem.model
     module_conv = getattr(getattr(net, "module", None), "conv", None)
     conv = module_conv if module_conv in ("im2col", "xla") else getattr(net, "conv", None)
@@ -257,20 +247,27 @@ def lowering_record(problem) -> dict | None:
         from jaxgossip.models.conv import resolve as conv_resolve
 
         conv = conv_resolve("auto")
+    return conv
+
+
+def chosen(problem, how: str):
+    """``problem`` marked with how its lowering was chosen (``"measurement"``, ``"cache"``, ``"platform"``) and what
+    it is (its ``lowering_choice``, read by :func:`lowering_record`)."""
+    return problem.replace(lowering_choice=(how, _conv_of(problem), problem.worker_map))
+
+
+def lowering_record(problem) -> dict | None:
+    """``Result.config["model"]["lowering"]``: the convolution lowering and worker map a network problem uses, and how
+    they were chosen: ``"measurement"`` (an ``"auto"`` timed on this device, now or by an earlier process: the cached
+    choice), ``"platform"`` (an ``"auto"`` that took the platform rule: ``JAXGOSSIP_LOWERING=platform``) or
+    ``"given"`` (as built, or changed since: ``problem.replace(worker_map=...)``). The milliseconds measured are not
+    part of it (a checkpoint compares the record when a run resumes); ``JAXGOSSIP_VERBOSE=1`` reports them, and the
+    cache file keeps them. None for a problem that is not a network."""
+    if not getattr(problem, "net", False):
+        return None
+    conv = _conv_of(problem)
     record = {"conv": conv, "worker_map": problem.worker_map, "by": "given"}
-    try:
-        chosen = _CHOSEN.get(net)
-    except TypeError:  # an unhashable model: nothing recorded for it
-        chosen = None
-    if chosen is not None and chosen.get("worker_map", problem.worker_map) == problem.worker_map \
-            and chosen.get("conv", conv) == conv:
-        record["by"] = "measurement" if chosen["by"] in ("measurement", "cache") else chosen["by"]
+    choice = getattr(problem, "lowering_choice", None)
+    if choice is not None and tuple(choice[1:]) == (conv, problem.worker_map):
+        record["by"] = "measurement" if choice[0] in ("measurement", "cache") else choice[0]
     return record
-
-
-def remember(net, record: dict) -> None:
-    """Keep how ``net``'s lowering was chosen (for :func:`lowering_record`)."""
-    try:
-        _CHOSEN[net] = record
-    except TypeError:
-        pass

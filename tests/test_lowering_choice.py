@@ -223,3 +223,18 @@ def test_a_model_that_names_its_convolution_keeps_it(fake_device):
     assert sorted(set(clock.calls)) == [("xla", "map"), ("xla", "vmap")]
     assert p.model.module.conv == "xla" and p.worker_map == "vmap"
     assert lowering.lowering_record(p) == {"conv": "xla", "worker_map": "vmap", "by": "measurement"}
+
+
+def test_each_problem_keeps_its_own_record(fake_device):
+    """The record travels with the problem: building an equal model with a given lowering afterwards does not turn a
+    measured choice into a given one (it did while the record was kept per model in a process-wide table), and a
+    problem whose worker map is changed afterwards is recorded as given."""
+    clock, costs = fake_device
+    costs.update({("im2col", "vmap"): 2.0, ("im2col", "map"): 1.0, ("xla", "vmap"): 3.0, ("xla", "map"): 4.0})
+    p = jg.problems.from_flax(jg.models.LeNet5(), _data((28, 28, 1)), n_workers=2, batch_size=2, eval_batch=None)
+    assert lowering.lowering_record(p) == {"conv": "im2col", "worker_map": "map", "by": "measurement"}
+    fixed = jg.problems.from_flax(jg.models.LeNet5(conv="im2col"), _data((28, 28, 1)), n_workers=2, batch_size=2,
+                                  eval_batch=None, worker_map="map")
+    assert lowering.lowering_record(fixed) == {"conv": "im2col", "worker_map": "map", "by": "given"}
+    assert lowering.lowering_record(p)["by"] == "measurement"
+    assert lowering.lowering_record(p.replace(worker_map="vmap"))["by"] == "given"

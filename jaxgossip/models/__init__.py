@@ -16,7 +16,7 @@ Every module is a frozen, hashable linen dataclass whose ``__call__(x, train: bo
 (10 classes each.) :func:`param_count` counts any module's parameters without computing anything.
 
 Every convolutional model takes ``conv="auto" | "im2col" | "xla"``: how its convolutions are lowered (``"auto"``:
-:func:`im2col_conv`, im2col and one matrix product, on CPU; XLA's convolution on GPU and TPU). The numbers are the
+:func:`im2col_conv`, im2col and one matrix product, on CPU and GPU; XLA's convolution on TPU). The numbers are the
 same to float32 rounding; on CPU the stacked workers' convolutions become one batched matrix product per layer
 (benchmarks/README.md, item 9).
 """

@@ -13,9 +13,9 @@ CPU runs at matmul speed; its gradient is again slices, pads and batched matmuls
     nn.Conv(32, (3, 3), conv_general_dilated=jg.models.im2col_conv)          # linen
     nnx.Conv(16, 32, (3, 3), conv_general_dilated=jg.models.im2col_conv, rngs=rngs)  # nnx
 
-and :func:`conv_fn` picks the lowering per backend, which the zoo's models do (``conv="auto"``): im2col on CPU, XLA's
-own convolution on GPU and TPU (where grouped convolutions are fast and im2col's k^2-times larger patches cost memory
-bandwidth). That fixed rule is the fallback: a problem built by :func:`jaxgossip.problems.from_flax` with a model (or
+and :func:`conv_fn` picks the lowering per backend, which the zoo's models do (``conv="auto"``): im2col on CPU and GPU
+(on an H200, XLA's vmapped convolution, a grouped one, took 1.1-3.1x im2col's time for every LeNet-5 and ResNet-20 shape
+measured: benchmarks/RESULTS-gpu.md), XLA's own convolution on TPU (not measured). That fixed rule is the fallback: a problem built by :func:`jaxgossip.problems.from_flax` with a model (or
 ``conv=``) left at ``"auto"`` times both lowerings for its real shapes on the device at hand, once, and fixes the
 fastest on the model (:mod:`jaxgossip.lowering`).
 """
@@ -36,13 +36,15 @@ LOWERINGS = ("auto", "im2col", "xla")
 
 
 def resolve(lowering: str = "auto", backend: str | None = None) -> str:
-    """``"im2col"`` or ``"xla"``: ``"auto"`` is im2col on the CPU backend and XLA's convolution elsewhere (the platform
-    rule; ``from_flax`` measures instead, see :mod:`jaxgossip.lowering`)."""
+    """``"im2col"`` or ``"xla"``: ``"auto"`` is im2col on the CPU and GPU backends and XLA's convolution elsewhere
+    (TPU): the platform rule, used where ``JAXGOSSIP_LOWERING=platform``; ``from_flax`` measures instead, see
+    :mod:`jaxgossip.lowering`. On an H200 the measurement picked im2col for LeNet-5 (n = 4, 16) and ResNet-20 (n = 1
+    to 64) every time, XLA's vmapped (grouped) convolution taking 1.1-3.1x as long (benchmarks/RESULTS-gpu.md)."""
     if lowering not in LOWERINGS:
         raise ValueError(f"conv must be one of {LOWERINGS}, got {lowering!r}.")
     if lowering != "auto":
         return lowering
-    return "im2col" if (backend or jax.default_backend()) == "cpu" else "xla"
+    return "im2col" if (backend or jax.default_backend()) in ("cpu", "gpu", "cuda", "rocm") else "xla"
 
 
 def conv_fn(lowering: str = "auto"):

@@ -127,6 +127,9 @@ class Problem:
       worker_map: static; ``"vmap"`` (default) or ``"map"`` (``lax.map``: one worker's program at a time) for the
         per-worker gradients of a network.
       metrics: static tuple of metric names to evaluate (None: every metric the problem has, as before).
+      lowering_choice: static ``(how, conv, worker_map)``: how a network builder chose this problem's lowering
+        (``"measurement"``, ``"cache"`` or ``"platform"``) and what it chose; ``None`` when given
+        (:func:`jaxgossip.lowering.lowering_record` reads it, and ignores it once ``conv`` or ``worker_map`` changed).
       spec: static :class:`ProblemSpec`: the builder and its arguments (recorded in a run's config), or None for a
         Problem built by hand (its data digests are still recorded).
     """
@@ -161,6 +164,7 @@ class Problem:
     metrics: tuple | None = struct.field(pytree_node=False, default=None)
     slot: Any = struct.field(pytree_node=False, default=None)
     spec: ProblemSpec | None = struct.field(pytree_node=False, default=None)
+    lowering_choice: tuple | None = struct.field(pytree_node=False, default=None)
 
     @property
     def n(self) -> int:

@@ -139,8 +139,7 @@ def _choose_lowering(problem, builder, conv_variant, worker_map):
         return problem
     net = problem.model
     if lowering.mode() == "platform" or (conv_variant is None and problem.n < 2):
-        lowering.remember(net, {"by": "platform", "worker_map": problem.worker_map})
-        return problem
+        return lowering.chosen(problem, "platform")
     convs = [getattr(net, "conv", None)]
     if conv_variant is not None and (lowering.conv_count(problem.replace(model=conv_variant("xla")))
                                      > lowering.conv_count(problem.replace(model=conv_variant("im2col")))):
@@ -150,9 +149,8 @@ def _choose_lowering(problem, builder, conv_variant, worker_map):
     for c, m in itertools.product(convs, maps):
         variants[f"conv={c},worker_map={m}"] = problem.replace(
             model=conv_variant(c) if len(convs) > 1 else net, worker_map=m)
-    if len(variants) < 2:
-        lowering.remember(net, {"by": "platform", "worker_map": problem.worker_map})
-        return problem
+    if len(variants) < 2:  # nothing to choose: a worker map left at "auto" took the platform rule, or all was given
+        return lowering.chosen(problem, "platform") if worker_map == "auto" else problem
     default = f"conv={convs[0] if len(convs) == 1 else conv_lowering('auto')},worker_map={problem.worker_map}"
     variants = {default: variants[default], **variants}  # the platform rule first: it wins ties
     module = getattr(net, "module", None)
@@ -165,10 +163,7 @@ def _choose_lowering(problem, builder, conv_variant, worker_map):
                  "loss": jsonable(problem.loss), "candidates": list(variants)}
     record = lowering.resolve({k: (lambda p=p: lowering.gradient_runner(p)) for k, p in variants.items()}, signature,
                               default, what=problem.name)
-    chosen = variants[record["choice"]]
-    conv = {"conv": record["choice"].split(",")[0].split("=")[1]} if len(convs) > 1 else {}
-    lowering.remember(chosen.model, {**record, **conv, "worker_map": chosen.worker_map})
-    return chosen
+    return lowering.chosen(variants[record["choice"]], record["by"])
 
 
 def check_problem(problem: Problem, name: str = "simulate"):
@@ -320,8 +315,8 @@ def from_flax(module, data="digits", *, loss="cross_entropy", n_workers: int = 1
         with ``JAXGOSSIP_LOWERING=platform``: ``"map"`` on CPU, ``"vmap"`` on GPU and TPU). The choice is recorded in
         ``Result.config["model"]["lowering"]``; ``JAXGOSSIP_VERBOSE=1`` prints it with the times.
       conv: how ``nn.Conv`` layers are lowered: ``"auto"`` (default: measured with ``worker_map``, as is a zoo
-        model's own ``conv="auto"``; with ``JAXGOSSIP_LOWERING=platform`` im2col and one matrix product on CPU, as
-        written elsewhere), ``"im2col"`` or ``"xla"`` (as written). On XLA's CPU backend a convolution inside the run's
+        model's own ``conv="auto"``; with ``JAXGOSSIP_LOWERING=platform`` im2col and one matrix product on CPU and GPU,
+        as written on TPU), ``"im2col"`` or ``"xla"`` (as written). On XLA's CPU backend a convolution inside the run's
         compiled loop, or vmapped over per-worker kernels, is many times slower than a matrix product of the same
         size; im2col gives the same numbers (to float32 rounding). Convolutions that name their own
         ``conv_general_dilated`` are left alone. See :mod:`jaxgossip.models.conv`.
