@@ -16,7 +16,9 @@ import sys
 #: Set in the separate process that runs the ``default_codegen`` tests.
 DEFAULT_CODEGEN_ENV = "JAXGOSSIP_TEST_DEFAULT_CODEGEN"
 DEFAULT_CODEGEN = os.environ.get(DEFAULT_CODEGEN_ENV) == "1"
-USER_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")
+#: The XLA flags the user started pytest with: kept in the environment, since pytest-xdist's workers inherit the
+#: flags that this file sets in the controlling process.
+USER_XLA_FLAGS = os.environ.setdefault("JAXGOSSIP_TEST_USER_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 FAST_CODEGEN = "--xla_cpu_use_fusion_emitters=false"
 os.environ["XLA_FLAGS"] = " ".join(
