@@ -15,7 +15,11 @@ OUT=${OUT:-benchmarks/gpu-out}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 JAXGOSSIP_VERBOSE=1 JAXGOSSIP_LOWERING_CACHE=$OUT/lowering.json
 PY=${PY:-python3}
-PARTS=" ${PARTS:-resnet16 lenet resnet_small items_2_8 resnet64} "  # a subset: PARTS="lenet items_2_8"
+ALL_PARTS="resnet16 lenet resnet_small items_2_8 resnet64"
+PARTS=" ${PARTS:-$ALL_PARTS} "  # a subset: PARTS="lenet items_2_8"
+for p in $PARTS; do  # a misspelled part would silently run nothing
+  [[ " $ALL_PARTS " == *" $p "* ]] || { echo "gpu_session.sh: unknown part '$p' in PARTS (parts: $ALL_PARTS)" >&2; exit 2; }
+done
 part() {  # part NAME SECONDS COMMAND...
   local name=$1 secs=$2; shift 2
   [[ "$PARTS" == *" $name "* ]] || return 0

@@ -25,6 +25,7 @@ of machine (an Intel Xeon with AVX-512, an AMD EPYC with AVX2 only).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -42,13 +43,11 @@ _AVX512_ISAS = ("AVX512", "AMX")
 
 def _cpu_flags(path: str | None = None) -> frozenset:
     """The feature flags of the first ``flags`` line of ``/proc/cpuinfo`` (empty when unreadable: not Linux)."""
-    try:
+    with contextlib.suppress(OSError):  # not Linux: keep XLA's default
         with open(path or _CPUINFO) as f:
             for line in f:
                 if line.startswith("flags"):
                     return frozenset(line.partition(":")[2].split())
-    except OSError:  # not Linux: keep XLA's default
-        pass
     return frozenset()
 
 

@@ -43,6 +43,7 @@ algorithm of the run can take is an error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -369,10 +370,8 @@ def load_config(path: str | None) -> dict:
 # ---- flags -----------------------------------------------------------------------------------------------------------
 def _number(text: str):
     """A flag value as an int when it is one, else a float."""
-    try:
+    with contextlib.suppress(ValueError):
         return int(text)
-    except ValueError:
-        pass
     try:
         return float(text)
     except ValueError:

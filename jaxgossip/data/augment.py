@@ -52,7 +52,8 @@ class Augmentation:
     """Base of the augmentations: ``aug(key, images) -> images`` with the shape and dtype of ``images``."""
 
     def __call__(self, key: jax.Array, images: jax.Array) -> jax.Array:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define __call__(key, images): Augmentation is the base "
+                                  "class of random_crop, horizontal_flip and compose, not an augmentation itself.")
 
 
 @dataclasses.dataclass(frozen=True)
