@@ -447,17 +447,18 @@ def step(fplan: FaultPlan, prm: tuple, fstate, key, t, mix):
     return tuple(new_state), (online if fplan.has_workers else None), masked, links_up, workers_online
 
 
-def hold(online, old, new, n: int, stopped=False):
-    """``new`` with the offline workers' rows of ``old`` (and all of ``old`` once the run ``stopped``): every leaf
-    whose leading axis is the n workers keeps an offline worker's row (its model, trackers, corrections, optimizer
-    state, push-sum weight); other leaves follow ``stopped`` alone. One select per leaf, as the fault-free step's."""
+def hold(online, old, new, n: int):
+    """``new`` with the offline workers' rows of ``old``: every leaf whose leading axis is the n workers keeps an
+    offline worker's row (its model, trackers, corrections, optimizer state, push-sum weight); other leaves are
+    ``new``. One select per worker-indexed leaf. (A run that diverged skips its steps whole: see
+    ``simulate._chunk_impl``.)"""
     if online is None:
-        return jax.tree.map(lambda a, b: jnp.where(stopped, a, b), old, new)
+        return new
 
     def pick(a, b):
         if getattr(b, "ndim", 0) >= 1 and b.shape[0] == n:
-            return jnp.where(stopped | ~online.reshape((n,) + (1,) * (b.ndim - 1)), a, b)
-        return jnp.where(stopped, a, b)
+            return jnp.where(~online.reshape((n,) + (1,) * (b.ndim - 1)), a, b)
+        return b
 
     return jax.tree.map(pick, old, new)
 

@@ -343,10 +343,6 @@ def _hyper_summary(hyper: dict, optimizer=None) -> dict:
     return out
 
 
-def _tree_where(flag, a, b):
-    return jax.tree.map(lambda x, y: jnp.where(flag, x, y), a, b)
-
-
 LONG_RUN = 2000  # steps from which the inner scan is unrolled twice (see step_unroll)
 
 
@@ -384,25 +380,19 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
             priced = priced.with_online(online)  # a synchronous step waits for the slowest online worker
         ctx = Context(problem.replace(worker_state=c.model, slot=slot), mix, priced, c.t)
         new_state, cost = algo.step(c.state, key, ctx)
+        state = new_state
         if faults is not None:  # an offline worker keeps its model and every row of its state
-            state = fault_lib.hold(online, c.state, new_state, problem.n, c.stopped)
-        else:
-            state = _tree_where(c.stopped, c.state, new_state)
+            state = fault_lib.hold(online, c.state, new_state, problem.n)
         model = c.model
         if slot is not None and slot.value is not None:
             new_model = slot.value
             if problem.share_model_state:
                 new_model, extra = share_model_state(new_model, mix, priced, algo.kind)
                 cost = cost._replace(bits=cost.bits + extra.bits, seconds=cost.seconds + extra.seconds)
-            if faults is not None:
-                model = fault_lib.hold(online, c.model, new_model, problem.n, c.stopped)
-            else:
-                model = _tree_where(c.stopped, c.model, new_model)
-        live = 1.0 - c.stopped.astype(jnp.float32)
-        ys = (jnp.float32(cost.bits * live), jnp.float32(cost.seconds * live))
+            model = new_model if faults is None else fault_lib.hold(online, c.model, new_model, problem.n)
+        ys = (jnp.float32(cost.bits), jnp.float32(cost.seconds))
         if faults is not None:
-            return (c._replace(state=state, t=c.t + 1, model=model, faults=_tree_where(c.stopped, c.faults, fstate)),
-                    ys + (links_up, online_frac))
+            return c._replace(state=state, t=c.t + 1, model=model, faults=fstate), ys + (links_up, online_frac)
         return c._replace(state=state, t=c.t + 1, model=model), ys
 
     def block(c):
@@ -410,11 +400,15 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
         # bits and seconds summed over the window; the fault fractions averaged over it
         return (c, jnp.sum(ys[0]), jnp.sum(ys[1])) + tuple(jnp.mean(y) for y in ys[2:])
 
-    def no_block(c):
+    def no_block(c, j):  # entry 0, or a stopped run: no step, nothing sent; a stopped run's clock still moves
+        c = c._replace(t=jnp.where(j > 0, c.t + eval_every, c.t).astype(c.t.dtype))
         return (c, jnp.float32(0.0), jnp.float32(0.0)) + ((jnp.float32(jnp.nan),) * 2 if faults is not None else ())
 
     def one_eval(c, j):
-        c, bits, secs, *fractions = jax.lax.cond(j > 0, block, no_block, c)
+        # a run that diverged skips its blocks whole (state, model state and fault chains frozen) rather than
+        # masking each step: no select over the (n, d) state per step (in a sweep, where the predicate is batched,
+        # one select per block)
+        c, bits, secs, *fractions = jax.lax.cond((j > 0) & ~c.stopped, block, lambda c: no_block(c, j), c)
         m = _evaluate(problem.replace(worker_state=c.model), c.state.x)
         loss0 = jnp.where(jnp.isnan(c.loss0), m["loss"].astype(c.loss0.dtype), c.loss0)
         bad = (j > 0) & _diverging(m, loss0, c.state.x, threshold)

@@ -116,8 +116,8 @@ def estimate_alpha(compressor: Compressor, data, key=None, num_keys: int = 64, r
         raise ValueError(f"estimate_alpha: quantile must be a number in (0, 1], got {quantile!r}.")
     if not isinstance(num_keys, int) or num_keys < 1:
         raise ValueError(f"estimate_alpha: num_keys must be a positive integer, got {num_keys!r}.")
-    Z = jnp.atleast_2d(jnp.asarray(data, jnp.float32))
-    Z = Z[np.asarray(jnp.any(Z != 0, axis=1))]
+    Z = np.atleast_2d(np.asarray(data, np.float32))  # on the host: op by op on the device, each op compiled once
+    Z = Z[np.any(Z != 0, axis=1)]
     if Z.shape[0] == 0:
         raise ValueError("estimate_alpha: data must hold at least one non-zero vector.")
     if getattr(compressor, "layers", 1) is None:  # an unbound layerwise compressor: one layer of the probe's length
@@ -282,10 +282,16 @@ def first_gradients(problem) -> np.ndarray:
     the worker's whole share for the convex problems; one minibatch (the first step's own kind of message) for
     networks, whose whole shares at once would hold every sample's activations (ResNet-20 at CIFAR-10 scale: tens of
     GB)."""
+    return np.asarray(_first_gradients(problem))
+
+
+@jax.jit
+def _first_gradients(problem):
+    """:func:`first_gradients` as one compiled program (op by op it compiled some forty small ones per call)."""
     X0 = jnp.broadcast_to(problem.x0, (problem.n, problem.d))
     if getattr(problem, "net", False):
-        return np.asarray(jax.jit(lambda p, X: p.stochastic_grads(jax.random.key(0), X)[0])(problem, X0))
-    return np.asarray(problem.full_grads(X0))
+        return problem.stochastic_grads(jax.random.key(0), X0)[0]
+    return problem.full_grads(X0)
 
 
 def warn_if_consensus_too_large(algorithm, problem, topology, num_keys: int = 16) -> float | None:

@@ -1,9 +1,12 @@
 """Tests run on 8 fake CPU devices (set before jax is imported), small n, d and T.
 
-XLA's backend optimization level 0 halves the suite's time (compiling dominates; the arrays are tiny), and XLA's older
-CPU code generator (``--xla_cpu_use_fusion_emitters=false``) takes another quarter off the compile time. Tests check
-properties and identities between runs, never golden numbers, so neither changes what they assert; benchmarks and
-notebooks outside the suite use XLA's defaults. The exception: a test of bit-for-bit equality between two different
+Most tests are compile-bound (the arrays are tiny), so XLA compiles with few optimizations
+(``jax_disable_most_optimizations``: backend optimization level 0, no expensive LLVM passes), which halves the suite's
+time, and with its older CPU code generator (``--xla_cpu_use_fusion_emitters=false``), which takes another quarter off
+the compile time. A test marked ``optimized`` is execution-bound (reproductions, runs of a thousand steps): its programs
+are compiled with XLA's optimizations, which ran such tests in half the time (see :func:`pytest_runtest_setup`). Tests
+check properties and identities between runs, never golden numbers, so neither choice changes what they assert;
+benchmarks and notebooks outside the suite use XLA's defaults. The exception: a test of bit-for-bit equality between two different
 compiled programs (one device against eight, ``ppermute`` against a shift, a closed form against a run) holds for the
 code a user's XLA generates, not for every code generator, so such a test is marked ``default_codegen`` and runs in a
 separate pytest process with XLA's default code generator (see :func:`pytest_pyfunc_call`).
@@ -19,16 +22,26 @@ DEFAULT_CODEGEN = os.environ.get(DEFAULT_CODEGEN_ENV) == "1"
 #: The XLA flags the user started pytest with: kept in the environment, since pytest-xdist's workers inherit the
 #: flags that this file sets in the controlling process.
 USER_XLA_FLAGS = os.environ.setdefault("JAXGOSSIP_TEST_USER_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
-FAST_COMPILE = "--xla_backend_optimization_level=0"
 FAST_CODEGEN = "--xla_cpu_use_fusion_emitters=false"
 os.environ["XLA_FLAGS"] = " ".join(
-    [USER_XLA_FLAGS, "--xla_force_host_platform_device_count=8", FAST_COMPILE] + ([] if DEFAULT_CODEGEN else [FAST_CODEGEN])
+    [USER_XLA_FLAGS, "--xla_force_host_platform_device_count=8"] + ([] if DEFAULT_CODEGEN else [FAST_CODEGEN])
 ).strip()
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["JAXGOSSIP_LOWERING"] = "platform"  # "auto" lowerings take the platform rule: no test times anything
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
+
+#: Compile with few optimizations unless a test is marked ``optimized``; read by XLA at each compilation.
+FAST_COMPILE = "jax_disable_most_optimizations"
+jax.config.update(FAST_COMPILE, True)
+
+
+def pytest_runtest_setup(item):
+    """Before the test's fixtures (a module's shared runs included) are set up: its programs compile with XLA's
+    optimizations if it is marked ``optimized``, with few otherwise. jax's in-memory cache does not key on this, so a
+    program a file compiled already is reused as it was compiled; mark a file's tests alike where they share runs."""
+    jax.config.update(FAST_COMPILE, item.get_closest_marker("optimized") is None)
 
 
 @pytest.fixture(scope="session")

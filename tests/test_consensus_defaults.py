@@ -54,6 +54,7 @@ def _cli_example(algorithm, flags, consensus=None, steps=1000):
     return res, [str(w.message) for w in caught if "consensus step" in str(w.message)]
 
 
+@pytest.mark.optimized  # four runs of 1000 steps: execution-bound (tests/conftest.py)
 @pytest.mark.parametrize("algorithm, flags", [("deepsqueeze", ["--compressor", "sign"]),
                                              ("choco_sgd", ["--compressor", "top_k", "--fraction", "0.1"])])
 def test_new_default_converges_where_the_old_one_diverged(algorithm, flags):

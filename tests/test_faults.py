@@ -69,7 +69,7 @@ print(same(one, eight, keys + ("links_up", "workers_online")), bool(np.all(one.m
 def test_shift_no_fault_bit_for_bit_and_same_on_one_and_eight_devices():
     """On a ring's shift (ppermute when sharded) backend, p = 0 and an always-true mask give the fault-free run bit
     for bit on 1 and 8 devices, and a faulty run has the same numbers on 1 and 8 devices. Run in a fresh process with
-    XLA's default CPU settings, as a user's run compiles (XLA:CPU's legacy emitters,
+    XLA's default CPU code generator, as a user's run compiles, and the suite's fast compiles (XLA:CPU's legacy emitters,
     ``--xla_cpu_use_fusion_emitters=false``, contract sums into FMAs differently in two programs: 1-ulp differences
     that break the fault-free 1-vs-8-device identity of tests/test_sharding.py too)."""
     import os
@@ -81,6 +81,7 @@ def test_shift_no_fault_bit_for_bit_and_same_on_one_and_eight_devices():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     user = [t for t in user_xla_flags().split() if not t.startswith("--xla_cpu_use_fusion_emitters")]
     env["XLA_FLAGS"] = " ".join(user + ["--xla_force_host_platform_device_count=8"])
+    env["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"  # as the default_codegen tests (tests/conftest.py)
     out = subprocess.run([sys.executable, "-c", _SHIFT_SNIPPET], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["8", "True"] + ["True"] * 4 + ["True", "True"], out.stdout

@@ -1,7 +1,11 @@
 """The churn reproduction at size="test": every verdict holds over two seeds; the table and figure."""
 
+import pytest
+
 import jaxgossip as jg
 from jaxgossip.reproduce import churn as repro
+
+pytestmark = pytest.mark.optimized  # execution-bound: compiled with XLA's optimizations (tests/conftest.py)
 
 
 def test_churn_verdicts_hold():

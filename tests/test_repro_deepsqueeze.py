@@ -8,6 +8,8 @@ import pytest
 
 import jaxgossip as jg
 
+pytestmark = pytest.mark.optimized  # execution-bound: compiled with XLA's optimizations (tests/conftest.py)
+
 SEEDS = (0, 1, 2)
 
 

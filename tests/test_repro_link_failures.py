@@ -1,9 +1,12 @@
 """The link-failures reproduction at size="test": every verdict holds over two seeds; the table and figure."""
 
 import numpy as np
+import pytest
 
 import jaxgossip as jg
 from jaxgossip.reproduce import link_failures as repro
+
+pytestmark = pytest.mark.optimized  # execution-bound: compiled with XLA's optimizations (tests/conftest.py)
 
 
 def test_link_failures_verdicts_hold():

@@ -2,7 +2,11 @@
 
 import warnings
 
+import pytest
+
 import jaxgossip as jg
+
+pytestmark = pytest.mark.optimized  # execution-bound: compiled with XLA's optimizations (tests/conftest.py)
 
 
 def test_beer_reproduction_verdicts_hold():
