@@ -80,11 +80,12 @@ def _no_persistent_cache_after_the_test():
 #: `make test` hands whole files to two workers (``--dist loadfile --no-loadscope-reorder``: in this order, not by
 #: number of tests, which put the one-test notebooks last), so a long file started last would keep one worker busy
 #: while the other idles. Every other file keeps its place after these.
-LONG_FILES_FIRST = ("test_networks", "test_sweep", "test_repro_networks", "test_reference_matrix", "test_simulate",
-                    "test_powergossip", "test_notebook_07", "test_compressor_contracts", "test_conv_lowering",
-                    "test_hyper_effect", "test_repro_deepsqueeze", "test_notebook_02", "test_notebook_08",
-                    "test_notebook_04", "test_models", "test_repro_tang2018", "test_consensus_defaults",
-                    "test_notebook_06", "test_cpu_vector_width", "test_repro_time", "test_repro_zhao2022")
+LONG_FILES_FIRST = ("test_networks", "test_reference_matrix", "test_faults", "test_repro_networks",
+                    "test_compressor_contracts", "test_powergossip", "test_notebook_07", "test_sweep",
+                    "test_repro_tang2018", "test_simulate", "test_conv_lowering", "test_notebook_08",
+                    "test_repro_deepsqueeze", "test_notebook_04", "test_models", "test_repro_time", "test_hyper_effect",
+                    "test_notebook_02", "test_centralized_compressed", "test_notebook_10", "test_cpu_vector_width",
+                    "test_distributed")
 
 
 def pytest_collection_modifyitems(config, items):

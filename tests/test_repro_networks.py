@@ -14,7 +14,8 @@ from jaxgossip.reproduce import _networks
 NAMES = ("tang2018-resnet", "reisizadeh2019-nn", "deepsqueeze-resnet")
 
 
-@pytest.fixture(scope="module", params=NAMES)
+@pytest.fixture(scope="module", params=[pytest.param(n, marks=pytest.mark.optimized) if n == "deepsqueeze-resnet" else n
+                                        for n in NAMES])  # deepsqueeze-resnet is execution-bound (tests/conftest.py)
 def rep(request):
     return jg.reproduce.run(request.param, size="test", seeds=(0, 1))
 

@@ -12,6 +12,7 @@ def reisizadeh():
     return jg.reproduce.run("reisizadeh2019", size="test", seeds=(0, 1, 2), include_async=False)
 
 
+@pytest.mark.optimized  # the reisizadeh2019 runs they share are execution-bound (tests/conftest.py)
 def test_quantimed_reaches_the_target_loss_first(reisizadeh):
     curves = reisizadeh.frame[reisizadeh.frame["kind"] == "curve"]
     sp = reisizadeh2019.speedups(curves)
@@ -23,6 +24,7 @@ def test_quantimed_reaches_the_target_loss_first(reisizadeh):
     assert reisizadeh.verdicts["holds"].iloc[:2].all()
 
 
+@pytest.mark.optimized  # the reisizadeh2019 runs they share are execution-bound (tests/conftest.py)
 def test_deadline_sweep_has_an_interior_optimum(reisizadeh):
     sweep = reisizadeh.frame[reisizadeh.frame["kind"] == "deadline_sweep"]
     loss = sweep.sort_values("deadline")["loss_at_budget"].to_numpy()
