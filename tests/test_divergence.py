@@ -28,6 +28,19 @@ def test_a_loss_hundreds_of_times_its_start_is_divergence(setup):
     assert not loose.diverged and np.nanmax(loose.metrics["loss"]) > 100 * loose.metrics["loss"][0]  # configurable
 
 
+def test_a_diverged_run_keeps_the_models_of_the_evaluation_that_caught_it(setup):
+    """The blocks after a divergence are skipped whole: the final models are those of step 10 (where lr=500 is
+    caught), not of 50 more steps."""
+    prob, topo = setup
+    r = jg.simulate(prob, jg.algorithms.dpsgd(lr=500), topo, steps=60, eval_every=10, shard=False)
+    at_10 = jg.simulate(prob, jg.algorithms.dpsgd(lr=500), topo, steps=10, eval_every=10, shard=False)
+    assert r.diverged_step == 10 and at_10.diverged_step == 10
+    np.testing.assert_allclose(np.asarray(r.state.x), np.asarray(at_10.state.x), rtol=1e-6)
+    longer = jg.simulate(prob, jg.algorithms.dpsgd(lr=500), topo, steps=20, eval_every=10, shard=False,
+                         divergence_threshold=float("inf"), consensus_threshold=float("inf"))
+    assert np.abs(np.asarray(longer.state.x) - np.asarray(at_10.state.x)).max() > 1.0  # steps would have moved them
+
+
 def test_an_exploding_consensus_distance_is_divergence(setup):
     """CHOCO-SGD with top-k and consensus step 1: the workers drift apart while the loss at their average stays
     moderate; the consensus test catches it, and turning it off leaves the run undetected."""
