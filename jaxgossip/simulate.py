@@ -400,15 +400,20 @@ def _chunk_impl(carry, algo, problem, mixing, pricing, base_key, threshold, *, e
         # bits and seconds summed over the window; the fault fractions averaged over it
         return (c, jnp.sum(ys[0]), jnp.sum(ys[1])) + tuple(jnp.mean(y) for y in ys[2:])
 
-    def no_block(c, j):  # entry 0, or a stopped run: no step, nothing sent; a stopped run's clock still moves
-        c = c._replace(t=jnp.where(j > 0, c.t + eval_every, c.t).astype(c.t.dtype))
+    def no_block(c):  # entry 0: the incoming state, no step
         return (c, jnp.float32(0.0), jnp.float32(0.0)) + ((jnp.float32(jnp.nan),) * 2 if faults is not None else ())
 
-    def one_eval(c, j):
+    def held(c):  # a run that diverged: no step, nothing sent; its clock moves on
+        return no_block(c._replace(t=c.t + eval_every))
+
+    def next_block(c):
         # a run that diverged skips its blocks whole (state, model state and fault chains frozen) rather than
-        # masking each step: no select over the (n, d) state per step (in a sweep, where the predicate is batched,
-        # one select per block)
-        c, bits, secs, *fractions = jax.lax.cond((j > 0) & ~c.stopped, block, lambda c: no_block(c, j), c)
+        # masking every step: no select over the (n, d) state per step (in a sweep, whose predicate is batched, one
+        # select per block)
+        return jax.lax.cond(c.stopped, held, block, c)
+
+    def one_eval(c, j):
+        c, bits, secs, *fractions = jax.lax.cond(j > 0, next_block, no_block, c)
         m = _evaluate(problem.replace(worker_state=c.model), c.state.x)
         loss0 = jnp.where(jnp.isnan(c.loss0), m["loss"].astype(c.loss0.dtype), c.loss0)
         bad = (j > 0) & _diverging(m, loss0, c.state.x, threshold)
