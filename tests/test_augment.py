@@ -175,3 +175,17 @@ def test_wrong_rank_is_a_clear_error(aug, shape):
         aug(jax.random.key(0), jnp.zeros(shape))
     with pytest.raises(ValueError, match=r"\(B, H, W, C\)"):
         jax.jit(aug)(jax.random.key(0), jnp.zeros(shape))
+
+
+def test_the_base_class_and_a_subclass_without_call_cannot_be_built():
+    import dataclasses
+
+    from jaxgossip.data.augment import Augmentation
+
+    @dataclasses.dataclass(frozen=True)
+    class Forgot(Augmentation):
+        padding: int = 1
+
+    for cls in (Augmentation, Forgot):
+        with pytest.raises(TypeError, match="abstract"):
+            cls()

@@ -13,6 +13,7 @@ Example (the CIFAR standard, on images of shape (B, 32, 32, 3))::
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import numbers
 from typing import Callable
@@ -48,12 +49,13 @@ def _check_images(who: str, images) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Augmentation:
-    """Base of the augmentations: ``aug(key, images) -> images`` with the shape and dtype of ``images``."""
+class Augmentation(abc.ABC):
+    """Base of the augmentations: ``aug(key, images) -> images`` with the shape and dtype of ``images``. Abstract: a
+    subclass that does not define ``__call__`` cannot be built (a TypeError when it is made, before anything runs)."""
 
+    @abc.abstractmethod
     def __call__(self, key: jax.Array, images: jax.Array) -> jax.Array:
-        raise NotImplementedError(f"{type(self).__name__} must define __call__(key, images): Augmentation is the base "
-                                  "class of random_crop, horizontal_flip and compose, not an augmentation itself.")
+        """The augmented images (same shape and dtype), one worker's (B, H, W, C) batch, drawn from ``key``."""
 
 
 @dataclasses.dataclass(frozen=True)
