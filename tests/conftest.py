@@ -4,12 +4,12 @@ Most tests are compile-bound (the arrays are tiny), so XLA compiles with few opt
 (``jax_disable_most_optimizations``: backend optimization level 0, no expensive LLVM passes), which halves the suite's
 time, and with its older CPU code generator (``--xla_cpu_use_fusion_emitters=false``), which takes another quarter off
 the compile time. A test marked ``optimized`` is execution-bound (reproductions, runs of a thousand steps): its programs
-are compiled with XLA's optimizations, which ran such tests in half the time (see :func:`pytest_runtest_setup`). Tests
-check properties and identities between runs, never golden numbers, so neither choice changes what they assert;
-benchmarks and notebooks outside the suite use XLA's defaults. The exception: a test of bit-for-bit equality between two different
-compiled programs (one device against eight, ``ppermute`` against a shift, a closed form against a run) holds for the
-code a user's XLA generates, not for every code generator, so such a test is marked ``default_codegen`` and runs in a
-separate pytest process with XLA's default code generator (see :func:`pytest_pyfunc_call`).
+are compiled with XLA's optimizations, which ran such tests in up to half the time (see :func:`pytest_runtest_setup`).
+Tests check properties and identities between runs, never golden numbers, so neither choice changes what they assert;
+benchmarks and notebooks outside the suite use XLA's defaults. The exception: a test of bit-for-bit equality between two
+different compiled programs (one device against eight, ``ppermute`` against a shift, a closed form against a run) holds
+for the code a user's XLA generates, not for every code generator, so such a test is marked ``default_codegen`` and runs
+in a separate pytest process with XLA's default code generator (see :func:`pytest_pyfunc_call`).
 """
 
 import os

@@ -67,11 +67,11 @@ print(same(one, eight, keys + ("links_up", "workers_online")), bool(np.all(one.m
 
 
 def test_shift_no_fault_bit_for_bit_and_same_on_one_and_eight_devices():
-    """On a ring's shift (ppermute when sharded) backend, p = 0 and an always-true mask give the fault-free run bit
-    for bit on 1 and 8 devices, and a faulty run has the same numbers on 1 and 8 devices. Run in a fresh process with
-    XLA's default CPU code generator, as a user's run compiles, and the suite's fast compiles (XLA:CPU's legacy emitters,
-    ``--xla_cpu_use_fusion_emitters=false``, contract sums into FMAs differently in two programs: 1-ulp differences
-    that break the fault-free 1-vs-8-device identity of tests/test_sharding.py too)."""
+    """On a ring's shift (ppermute when sharded) backend, p = 0 and an always-true mask give the fault-free run bit for
+    bit on 1 and 8 devices, and a faulty run has the same numbers on 1 and 8 devices. Run in a fresh process with XLA's
+    default CPU code generator, as a user's run compiles, and the suite's fast compiles (XLA:CPU's legacy emitters,
+    ``--xla_cpu_use_fusion_emitters=false``, contract sums into FMAs differently in two programs: 1-ulp differences that
+    break the fault-free 1-vs-8-device identity of tests/test_sharding.py too)."""
     import os
     import subprocess
     import sys
