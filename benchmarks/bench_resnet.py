@@ -15,6 +15,7 @@ Time: the same compiled step run warm for a few n, against n times one worker's 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import jax
@@ -23,6 +24,7 @@ import numpy as np
 
 import jaxgossip as jg
 from jaxgossip.algorithms._base import Context
+from jaxgossip.lowering import lowering_record
 from jaxgossip.simulate import initial_model_state, prepare
 
 BATCH = 128
@@ -36,12 +38,22 @@ def _data(n):
     return X, rng.integers(0, 10, len(X))
 
 
-def step_program(n, worker_map="auto"):
+def step_program(n, worker_map="auto", measure=True):
     """The lowered and compiled D-PSGD step of n ResNet-20 workers (one step: gradients, gossip, update), its inputs
-    and its compile time."""
+    and its compile time. ``measure=False``: the ``"auto"`` lowerings take the platform rule instead of timing their
+    candidates (``JAXGOSSIP_LOWERING=platform``; on a CPU, timing XLA's convolution in a loop takes minutes per n)."""
     X, y = _data(n)
-    prob = jg.problems.from_flax(jg.models.ResNet20(), (X, y, X[:8], y[:8]), n_workers=n, batch_size=BATCH,
-                                 eval_batch=BATCH, worker_map=worker_map)
+    before = os.environ.get("JAXGOSSIP_LOWERING")
+    if not measure:
+        os.environ["JAXGOSSIP_LOWERING"] = "platform"
+    try:
+        prob = jg.problems.from_flax(jg.models.ResNet20(), (X, y, X[:8], y[:8]), n_workers=n, batch_size=BATCH,
+                                     eval_batch=BATCH, worker_map=worker_map)
+    finally:
+        if before is None:
+            os.environ.pop("JAXGOSSIP_LOWERING", None)
+        else:
+            os.environ["JAXGOSSIP_LOWERING"] = before
     topo = jg.topology.ring(n) if n > 2 else jg.topology.complete(n)
     prep = prepare(prob, jg.algorithms.dpsgd(lr=0.1), topo, steps=1, shard=False)
     model = initial_model_state(prob)
@@ -92,7 +104,7 @@ def run(quick=True, ns=(1, 2, 4, 8, 16), timed=None):
     rows.append(("ResNet-20, one worker's jitted step as a user writes it (batch 128, XLA's convolution)",
                  f"{one * 1e3:.3g} ms", "", ""))
     for n in sorted(set(ns) | set(timed)):
-        prob, compiled, args, seconds = step_program(n)
+        prob, compiled, args, seconds = step_program(n, measure=n in timed)  # memory only: the platform rule
         mem = compiled.memory_analysis()
         total = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
         if n in ns:
@@ -107,7 +119,9 @@ def run(quick=True, ns=(1, 2, 4, 8, 16), timed=None):
                 jax.block_until_ready(compiled(*args, jax.random.key(1 + r)))
                 step = min(step, time.perf_counter() - t)
             line += f"; step {step * 1e3:.3g} ms = {step / (n * one):.2f}x {n} isolated steps, {n * BATCH / step:.0f} samples/s"
-        rows.append((f"ResNet-20 D-PSGD step, n = {n} (worker_map={prob.worker_map!r})", line, "", ""))
+        how = lowering_record(prob)
+        rows.append((f"ResNet-20 D-PSGD step, n = {n} (conv={how['conv']}, worker_map={how['worker_map']}, by "
+                     f"{how['by']})", line, "", ""))
     if len(sizes) > 2:
         n_, b_ = np.array(sizes, float).T
         per_worker, fixed = np.polyfit(n_, b_, 1)

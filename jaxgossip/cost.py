@@ -728,9 +728,12 @@ class Pricing:
         c = self.allreduce_cost(msg_bits)
         return Cost(c.bits, self.compute_time(key, batch) + c.seconds)
 
-    def parameter_server(self, key, up_bits, down_bits, batch):
-        """n messages of ``up_bits`` to the server, n of ``down_bits`` back (the m online workers' when ``online``)."""
-        bits = self.n * (up_bits + down_bits)
+    def parameter_server(self, key, up_bits, down_bits, batch, up_total=None):
+        """n messages of ``up_bits`` to the server, n of ``down_bits`` back (the m online workers' when ``online``).
+        ``up_total``: the uploads' exact sum where they differ by worker (``up_bits`` is then their mean, which
+        prices the seconds): counted as given, not as ``n * mean``, whose float32 rounding depends on the code XLA
+        generates."""
+        bits = (self.n * up_bits if up_total is None else up_total) + self.n * down_bits
         seconds = self.network.parameter_server(self.n, up_bits, down_bits)
         if self.online is not None:
             on, m, full = self._active()

@@ -5,14 +5,11 @@ import subprocess
 import sys
 
 
-#: The XLA flags tests/conftest.py adds for the suite's own process (8 fake devices, fast compiles).
-SUITE_XLA_FLAGS = ("--xla_force_host_platform_device_count", "--xla_backend_optimization_level")
-
-
 def user_xla_flags() -> str:
-    """``XLA_FLAGS`` without the suite's additions: the flags the suite was started with (e.g.
-    ``--xla_cpu_max_isa=AVX2``, to run it as on a CPU without AVX-512), for the fresh processes to keep."""
-    return " ".join(t for t in os.environ.get("XLA_FLAGS", "").split() if not t.startswith(SUITE_XLA_FLAGS))
+    """The ``XLA_FLAGS`` the suite was started with (e.g. ``--xla_cpu_max_isa=AVX2``, to run it as on a CPU without
+    AVX-512), without the suite's additions (8 fake devices, fast compiles): tests/conftest.py keeps them in
+    ``JAXGOSSIP_TEST_USER_XLA_FLAGS``, for the fresh processes to compile as a user's would."""
+    return os.environ.get("JAXGOSSIP_TEST_USER_XLA_FLAGS", "")
 
 
 def outputs_per_value(code: str, variable: str, values) -> list[list[str]]:

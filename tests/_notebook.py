@@ -5,6 +5,8 @@ import os
 import nbformat
 from nbclient import NotebookClient
 
+#: The code-generation flags of tests/conftest.py's FAST_CODEGEN, kept for the notebook's kernel.
+FAST_CODEGEN_FLAGS = ("--xla_cpu_use_fusion_emitters", "--xla_cpu_parallel_codegen_split_count")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -14,9 +16,11 @@ def run_notebook(name: str, timeout: int = 600, optimized: bool = False):
     path = os.path.join(ROOT, "notebooks", name)
     nb = nbformat.read(path, as_version=4)
     env_flags = os.environ.get("XLA_FLAGS")
-    # the notebook sees the machine's own devices, as a user would (keep only conftest's fast-compile flags)
-    os.environ["XLA_FLAGS"] = " ".join((() if optimized else ("--xla_backend_optimization_level=0",))
-                                       + ("--xla_cpu_use_fusion_emitters=false",))
+    # the notebook sees the machine's own devices, as a user would: the flags the suite was started with, and of
+    # those conftest adds only the fast-compile ones
+    fast = [t for t in (env_flags or "").split() if t.startswith(FAST_CODEGEN_FLAGS)]
+    user = os.environ.get("JAXGOSSIP_TEST_USER_XLA_FLAGS", "").split()
+    os.environ["XLA_FLAGS"] = " ".join(user + ([] if optimized else ["--xla_backend_optimization_level=0"]) + fast)
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": os.path.join(ROOT, "notebooks")}}).execute()
     finally:

@@ -22,7 +22,9 @@ DEFAULT_CODEGEN = os.environ.get(DEFAULT_CODEGEN_ENV) == "1"
 #: The XLA flags the user started pytest with: kept in the environment, since pytest-xdist's workers inherit the
 #: flags that this file sets in the controlling process.
 USER_XLA_FLAGS = os.environ.setdefault("JAXGOSSIP_TEST_USER_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
-FAST_CODEGEN = "--xla_cpu_use_fusion_emitters=false"
+#: XLA:CPU's older code generator, and each program's code generated as one module rather than split into parts
+#: compiled in parallel (the suite's two workers keep both cores busy; a part is a fixed cost for a small program).
+FAST_CODEGEN = "--xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1"
 os.environ["XLA_FLAGS"] = " ".join(
     [USER_XLA_FLAGS, "--xla_force_host_platform_device_count=8"] + ([] if DEFAULT_CODEGEN else [FAST_CODEGEN])
 ).strip()

@@ -79,8 +79,7 @@ def test_shift_no_fault_bit_for_bit_and_same_on_one_and_eight_devices():
     from _fresh import user_xla_flags
 
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    user = [t for t in user_xla_flags().split() if not t.startswith("--xla_cpu_use_fusion_emitters")]
-    env["XLA_FLAGS"] = " ".join(user + ["--xla_force_host_platform_device_count=8"])
+    env["XLA_FLAGS"] = " ".join(user_xla_flags().split() + ["--xla_force_host_platform_device_count=8"])
     env["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"  # as the default_codegen tests (tests/conftest.py)
     out = subprocess.run([sys.executable, "-c", _SHIFT_SNIPPET], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -130,7 +130,7 @@ def double_encode(state, G, err, key=None):
 def star_cost(key, ctx, up_total, down, batch):
     """Parameter-server pricing of n uploads (``up_total`` bits together) and n copies of a ``down``-bit broadcast."""
     n = ctx.pricing.n
-    return ctx.pricing.parameter_server(key, up_total / n, down, batch)
+    return ctx.pricing.parameter_server(key, up_total / n, down, batch, up_total=up_total)
 
 
 def _full_batch(ctx):
