@@ -27,11 +27,11 @@ import bench_sweep  # noqa: E402
 import bench_sweep_vs_loop  # noqa: E402
 from _common import machine  # noqa: E402
 
-NO_GPU_NOTE = ("6. GPU: not measured here. No device machine was lent to the task that wrote this file, so it has no "
-               "GPU numbers. On a GPU host the same `python benchmarks/run_all.py` writes `benchmarks/RESULTS-gpu.md` "
-               "(bandwidth as a fraction of the device's own streaming bandwidth), and `python benchmarks/bench_gpu.py` "
-               "(item 12) measures ResNet-20 with n = 16 and 64 workers against the device's matmul rate and "
-               "bandwidth.")
+NO_GPU_NOTE = ("6. GPU: not measured in this run (a CPU host). `benchmarks/RESULTS-gpu.md` has the GPU numbers (NVIDIA "
+               "H200, two sessions of issue 25, written by `benchmarks/gpu_results.py` from what "
+               "`benchmarks/gpu_session.sh` returned); on a GPU host this same `python benchmarks/run_all.py` writes "
+               "`RESULTS-gpu.md`, and `python benchmarks/bench_gpu.py` (item 12) measures ResNet-20 with n = 16 and 64 "
+               "workers against the device's matmul rate and bandwidth.")
 
 
 def _gpu_note():
