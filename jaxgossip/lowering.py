@@ -10,7 +10,9 @@ grouped convolutions are known to be slow in some configurations too (jax-ml/jax
 So where a builder (:func:`jaxgossip.problems.from_flax`, :func:`jaxgossip.problems.from_function`) is left at
 ``"auto"``, it builds the candidates for the problem's real shapes (n workers, the batch, the samples), compiles each
 one's stacked gradient inside a short ``lax.scan`` (as a run's step sits in its loop), runs them interleaved a few
-times on the device at hand and keeps the fastest (the minimum of the repeats). The choice is cached on disk, in
+times on the device at hand and keeps the fastest (the minimum of the repeats). Where the batch is large, each
+candidate is first timed once on a batch 16 times smaller, and those more than 4x slower than the fastest there are
+dropped before they are compiled for the real batch (:data:`PROBE_DIVISOR`). The choice is cached on disk, in
 ``jaxgossip-lowering.json`` beside the compilation cache (:func:`jaxgossip.cache.lowering_cache_path`), under a key of
 the platform, the device kind, the jax and jaxlib versions and the problem's signature (model, shapes, batch, n), so
 the next process (and the next problem of the same shapes) reads it instead of timing again.
@@ -45,6 +47,19 @@ REPEATS = 3
 PRUNE = 2.0
 #: Steps of the timed ``lax.scan`` (a run's gradients sit inside its compiled loop).
 SCAN_STEPS = 2
+#: The probe: each candidate is first timed once on a batch this many times smaller (where that batch is still at
+#: least :data:`PROBE_MIN_BATCH`), and a candidate slower than :data:`PROBE_PRUNE` times the fastest probe is dropped
+#: before it is compiled for the real batch. On a CPU, XLA's convolution inside a loop runs 25-50x slower than im2col
+#: (jax-ml/jax#12868): one call of ResNet-20's 2 gradient steps took 52-143 s at batch 128 (``benchmarks/README.md``).
+PROBE_DIVISOR = 16
+PROBE_MIN_BATCH = 2
+PROBE_PRUNE = 4.0
+
+
+def probe_batch(batch: int) -> int | None:
+    """The probe's batch for a problem of batch ``batch``, or None where the real batch is small enough to time."""
+    small = batch // PROBE_DIVISOR
+    return small if small >= PROBE_MIN_BATCH else None
 
 def mode() -> str:
     """``JAXGOSSIP_LOWERING`` (default ``"measure"``).
@@ -154,7 +169,7 @@ clock = time.perf_counter
 
 
 def resolve(candidates: dict, signature: dict, default: str, *, what: str, timer=None,
-            repeats: int = REPEATS, path: str | None = None) -> dict:
+            repeats: int = REPEATS, path: str | None = None, probes: dict | None = None) -> dict:
     """The lowering of an ``"auto"`` option: the platform ``default`` (mode ``"platform"`` or one candidate), the
     cached choice of this signature, or the fastest candidate measured now (then cached).
 
@@ -166,9 +181,13 @@ def resolve(candidates: dict, signature: dict, default: str, *, what: str, timer
       what: the problem's name, for the report.
       timer, repeats: see :func:`measure` (default timer: :data:`clock`).
       path: the cache file (default :func:`jaxgossip.cache.lowering_cache_path`).
+      probes: ``{name: build}`` of the same candidates on a smaller batch (see :data:`PROBE_DIVISOR`), each timed
+        once first; a candidate whose probe took more than :data:`PROBE_PRUNE` times the fastest probe is not built
+        for the real batch, and a single survivor is taken without timing it again.
 
     Returns:
-      The record: ``{"choice": name, "by": "measurement" | "cache" | "platform", "ms": {name: ms} (measured)}``.
+      The record: ``{"choice": name, "by": "measurement" | "cache" | "platform", "ms": {name: ms} (measured)}``,
+      with ``"probe_ms"`` where probes were timed.
     """
     if mode() == "platform" or len(candidates) < 2:
         return {"choice": default, "by": "platform"}
@@ -178,14 +197,25 @@ def resolve(candidates: dict, signature: dict, default: str, *, what: str, timer
         record = {"choice": cached["choice"], "by": "cache", "ms": cached.get("ms", {})}
         report(f"{what}: lowering {record['choice']} (cached: {_ms(record['ms'])})")
         return record
-    fns = {name: build() for name, build in candidates.items()}  # each compiled here
-    times = measure(fns, timer=timer or clock, repeats=repeats, warmup=False)
-    name = choose(times)
-    ms = {k: round(v * 1e3, 4) for k, v in times.items()}
-    written = store_choice(key, {"choice": name, "ms": ms, "key": readable}, path)
-    report(f"{what}: lowering {name} (measured on {readable['device_kind'] or readable['platform']}: {_ms(ms)}; "
-           f"cached in {written})")
-    return {"choice": name, "by": "measurement", "ms": ms}
+    extra, probed = {}, ""
+    if probes:
+        probe_times = measure({name: build() for name, build in probes.items()}, timer=timer or clock, repeats=1,
+                              warmup=False, prune=float("inf"))
+        fastest = min(probe_times.values())
+        candidates = {k: b for k, b in candidates.items() if probe_times.get(k, fastest) <= PROBE_PRUNE * fastest}
+        extra["probe_ms"] = {k: round(v * 1e3, 4) for k, v in probe_times.items()}
+        probed = f"probes {_ms(extra['probe_ms'])}; "
+    if len(candidates) == 1:  # the probes left one: nothing to compare at the real batch
+        name, ms = next(iter(candidates)), {}
+    else:
+        fns = {name: build() for name, build in candidates.items()}  # each compiled here
+        times = measure(fns, timer=timer or clock, repeats=repeats, warmup=False)
+        name = choose(times)
+        ms = {k: round(v * 1e3, 4) for k, v in times.items()}
+    written = store_choice(key, {"choice": name, "ms": ms, **extra, "key": readable}, path)
+    report(f"{what}: lowering {name} (measured on {readable['device_kind'] or readable['platform']}: {probed}"
+           f"{_ms(ms) or 'one candidate left'}; cached in {written})")
+    return {"choice": name, "by": "measurement", "ms": ms, **extra}
 
 
 def _ms(ms: dict) -> str:

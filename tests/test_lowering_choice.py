@@ -135,9 +135,9 @@ class TinyMLP(nn.Module):
         return nn.Dense(10)(x.reshape(x.shape[0], -1))
 
 
-def _data(shape=(8, 8, 1), n=2):
+def _data(shape=(8, 8, 1), n=2, per_worker=4):
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(n * 4 + 4,) + shape).astype(np.float32)
+    X = rng.normal(size=(n * per_worker + 4,) + shape).astype(np.float32)
     y = rng.integers(0, 10, len(X))
     return X, y, X[:4], y[:4]
 
@@ -238,3 +238,43 @@ def test_each_problem_keeps_its_own_record(fake_device):
     assert lowering.lowering_record(fixed) == {"conv": "im2col", "worker_map": "map", "by": "given"}
     assert lowering.lowering_record(p)["by"] == "measurement"
     assert lowering.lowering_record(p.replace(worker_map="vmap"))["by"] == "given"
+
+
+def test_probes_drop_slow_candidates_before_they_are_built(tmp_path, monkeypatch):
+    """Each candidate is timed once on the probe first; one over PROBE_PRUNE x the fastest probe is never built for
+    the real batch, the others are measured as before; the record keeps both sets of times."""
+    monkeypatch.setenv("JAXGOSSIP_LOWERING", "measure")
+    clock, built, probed = FakeClock(), [], []
+    probes = _candidates(clock, {"a": 1.0, "b": 2.0, "c": 4.5}, probed)
+    rec = lowering.resolve(_candidates(clock, {"a": 3.0, "b": 2.0, "c": 0.1}, built), {"k": 1}, "a", what="p",
+                           timer=clock, path=str(tmp_path / "c.json"), probes=probes)
+    assert probed == ["a", "b", "c"] and built == ["a", "b"]  # c: 4.5 > 4 x 1.0 on the probe
+    assert rec["choice"] == "b" and set(rec["ms"]) == {"a", "b"} and rec["probe_ms"] == {"a": 1e3, "b": 2e3, "c": 4.5e3}
+    # a single survivor is taken as it is: nothing built at the real batch
+    built.clear()
+    rec = lowering.resolve(_candidates(clock, {"a": 3.0, "b": 2.0}, built), {"k": 2}, "a", what="p", timer=clock,
+                           path=str(tmp_path / "c.json"), probes=_candidates(clock, {"a": 9.0, "b": 2.0}, []))
+    assert built == [] and rec["choice"] == "b" and rec["ms"] == {}
+
+
+def test_from_flax_probes_a_large_batch_only(fake_device, monkeypatch):
+    """A batch of 64 is probed at 64 / 16 = 4 (XLA's convolution, 10x slower there, is never compiled at 64); a batch
+    of 16 (probe 1 < PROBE_MIN_BATCH) is timed as it is."""
+    clock, costs = fake_device
+    batches = []
+
+    def runner(p):  # XLA's convolution: 10x slower on the probe's batch than its real-batch cost says
+        conv = _conv_of(p)
+        batches.append((conv, p.batch_size))
+        slow = 10.0 if conv == "xla" and p.batch_size == 4 else 1.0
+        return clock.runner((conv, p.worker_map), [costs[(conv, p.worker_map)] * slow])
+
+    monkeypatch.setattr(lowering, "gradient_runner", runner)
+    costs.update({("im2col", "vmap"): 2.0, ("im2col", "map"): 1.0, ("xla", "vmap"): 0.5, ("xla", "map"): 0.6})
+    p = jg.problems.from_flax(TinyConv(), _data(n=2, per_worker=64), n_workers=2, batch_size=64, eval_batch=None)
+    assert sorted(set(b for _, b in batches)) == [4, 64]
+    assert [c for c, b in batches if b == 64] == ["im2col", "im2col"]  # the XLA candidates: dropped by the probe
+    assert (_conv_of(p), p.worker_map) == ("im2col", "map")
+    batches.clear()
+    jg.problems.from_flax(TinyConv(), _data(n=2, per_worker=64), n_workers=2, batch_size=16, eval_batch=None)
+    assert sorted(set(b for _, b in batches)) == [16]

@@ -161,8 +161,11 @@ def _choose_lowering(problem, builder, conv_variant, worker_map):
                  "batch": problem.batch_size, "full_batch": problem.full_batch, "augment": jsonable(problem.augment),
                  "stochastic": problem.stochastic_model, "model_state": problem.has_model_state,
                  "loss": jsonable(problem.loss), "candidates": list(variants)}
+    small = None if problem.full_batch else lowering.probe_batch(problem.batch_size)
+    probes = None if small is None else {
+        k: (lambda p=p: lowering.gradient_runner(p.replace(batch_size=small))) for k, p in variants.items()}
     record = lowering.resolve({k: (lambda p=p: lowering.gradient_runner(p)) for k, p in variants.items()}, signature,
-                              default, what=problem.name)
+                              default, what=problem.name, probes=probes)
     return lowering.chosen(variants[record["choice"]], record["by"])
 
 
