@@ -10,7 +10,7 @@ grouped convolutions are known to be slow in some configurations too (jax-ml/jax
 So where a builder (:func:`jaxgossip.problems.from_flax`, :func:`jaxgossip.problems.from_function`) is left at
 ``"auto"``, it builds the candidates for the problem's real shapes (n workers, the batch, the samples), compiles each
 one's stacked gradient inside a short ``lax.scan`` (as a run's step sits in its loop), runs them interleaved a few
-times on the device at hand and keeps the fastest (the minimum of the repeats). Where the batch is large, each
+times on the device at hand and keeps the fastest (the minimum of the repeats). Where the batch is 64 or more, each
 candidate is first timed once on a batch 16 times smaller, and those more than 4x slower than the fastest there are
 dropped before they are compiled for the real batch (:data:`PROBE_DIVISOR`). The choice is cached on disk, in
 ``jaxgossip-lowering.json`` beside the compilation cache (:func:`jaxgossip.cache.lowering_cache_path`), under a key of
@@ -51,8 +51,11 @@ SCAN_STEPS = 2
 #: least :data:`PROBE_MIN_BATCH`), and a candidate slower than :data:`PROBE_PRUNE` times the fastest probe is dropped
 #: before it is compiled for the real batch. On a CPU, XLA's convolution inside a loop runs 25-50x slower than im2col
 #: (jax-ml/jax#12868): one call of ResNet-20's 2 gradient steps took 52-143 s at batch 128 (``benchmarks/README.md``).
+#: On batches below 64 the probe's fixed costs hid the differences: LeNet-5 (CPU, batch 32, probe 2) measured 43-108
+#: ms for every candidate where the real batch separated them 5-12x, so nothing was dropped and four compiles were
+#: added; ResNet-20 (batch 128, probe 8) at n = 4: probes 619 (im2col) against 3,068 ms (XLA), dropped.
 PROBE_DIVISOR = 16
-PROBE_MIN_BATCH = 2
+PROBE_MIN_BATCH = 4
 PROBE_PRUNE = 4.0
 
 

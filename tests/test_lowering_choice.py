@@ -259,7 +259,7 @@ def test_probes_drop_slow_candidates_before_they_are_built(tmp_path, monkeypatch
 
 def test_from_flax_probes_a_large_batch_only(fake_device, monkeypatch):
     """A batch of 64 is probed at 64 / 16 = 4 (XLA's convolution, 10x slower there, is never compiled at 64); a batch
-    of 16 (probe 1 < PROBE_MIN_BATCH) is timed as it is."""
+    of 32 (probe 2 < PROBE_MIN_BATCH) is timed as it is."""
     clock, costs = fake_device
     batches = []
 
@@ -276,5 +276,5 @@ def test_from_flax_probes_a_large_batch_only(fake_device, monkeypatch):
     assert [c for c, b in batches if b == 64] == ["im2col", "im2col"]  # the XLA candidates: dropped by the probe
     assert (_conv_of(p), p.worker_map) == ("im2col", "map")
     batches.clear()
-    jg.problems.from_flax(TinyConv(), _data(n=2, per_worker=64), n_workers=2, batch_size=16, eval_batch=None)
-    assert sorted(set(b for _, b in batches)) == [16]
+    jg.problems.from_flax(TinyConv(), _data(n=2, per_worker=64), n_workers=2, batch_size=32, eval_batch=None)
+    assert sorted(set(b for _, b in batches)) == [32]
