@@ -47,7 +47,7 @@ def _gpu_note():
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--full", action="store_true", help="more steps and repeats (the default keeps `make bench` "
-                    "to about 6 minutes on 2 cores)")
+                    "to about 17 minutes on 2 cores)")
     ap.add_argument("--out", default=None, help="default: benchmarks/RESULTS.md, or RESULTS-gpu.md on a GPU")
     ap.add_argument("--only", default=None, help="comma-separated items to run, e.g. 1,2 (default: all)")
     args = ap.parse_args(argv)
