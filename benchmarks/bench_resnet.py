@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -43,17 +44,9 @@ def step_program(n, worker_map="auto", measure=True):
     and its compile time. ``measure=False``: the ``"auto"`` lowerings take the platform rule instead of timing their
     candidates (``JAXGOSSIP_LOWERING=platform``; on a CPU, timing XLA's convolution in a loop takes minutes per n)."""
     X, y = _data(n)
-    before = os.environ.get("JAXGOSSIP_LOWERING")
-    if not measure:
-        os.environ["JAXGOSSIP_LOWERING"] = "platform"
-    try:
+    with mock.patch.dict(os.environ, {} if measure else {"JAXGOSSIP_LOWERING": "platform"}):
         prob = jg.problems.from_flax(jg.models.ResNet20(), (X, y, X[:8], y[:8]), n_workers=n, batch_size=BATCH,
                                      eval_batch=BATCH, worker_map=worker_map)
-    finally:
-        if before is None:
-            os.environ.pop("JAXGOSSIP_LOWERING", None)
-        else:
-            os.environ["JAXGOSSIP_LOWERING"] = before
     topo = jg.topology.ring(n) if n > 2 else jg.topology.complete(n)
     prep = prepare(prob, jg.algorithms.dpsgd(lr=0.1), topo, steps=1, shard=False)
     model = initial_model_state(prob)

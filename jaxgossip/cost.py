@@ -732,7 +732,13 @@ class Pricing:
         """n messages of ``up_bits`` to the server, n of ``down_bits`` back (the m online workers' when ``online``).
         ``up_total``: the uploads' exact sum where they differ by worker (``up_bits`` is then their mean, which
         prices the seconds): counted as given, not as ``n * mean``, whose float32 rounding depends on the code XLA
-        generates."""
+        generates.
+
+        Raises:
+          ValueError: ``up_total`` that is not one number (per-worker sizes go to :meth:`star`)."""
+        if up_total is not None and jnp.ndim(up_total) != 0:
+            raise ValueError(f"parameter_server: up_total is the uploads' sum, one number; got shape "
+                             f"{jnp.shape(up_total)} (per-worker upload sizes: ctx.pricing.star).")
         bits = (self.n * up_bits if up_total is None else up_total) + self.n * down_bits
         seconds = self.network.parameter_server(self.n, up_bits, down_bits)
         if self.online is not None:

@@ -47,13 +47,14 @@ REPEATS = 3
 PRUNE = 2.0
 #: Steps of the timed ``lax.scan`` (a run's gradients sit inside its compiled loop).
 SCAN_STEPS = 2
-#: The probe: each candidate is first timed once on a batch this many times smaller (where that batch is still at
-#: least :data:`PROBE_MIN_BATCH`), and a candidate slower than :data:`PROBE_PRUNE` times the fastest probe is dropped
-#: before it is compiled for the real batch. On a CPU, XLA's convolution inside a loop runs 25-50x slower than im2col
-#: (jax-ml/jax#12868): one call of ResNet-20's 2 gradient steps took 52-143 s at batch 128 (``benchmarks/README.md``).
-#: On batches below 64 the probe's fixed costs hid the differences: LeNet-5 (CPU, batch 32, probe 2) measured 43-108
-#: ms for every candidate where the real batch separated them 5-12x, so nothing was dropped and four compiles were
-#: added; ResNet-20 (batch 128, probe 8) at n = 4: probes 619 (im2col) against 3,068 ms (XLA), dropped.
+#: The probe: each candidate is first called on a batch this many times smaller (where that batch is still at least
+#: :data:`PROBE_MIN_BATCH`), once untimed and once timed, and a candidate slower than :data:`PROBE_PRUNE` times the
+#: fastest probe is dropped before it is compiled for the real batch. On a CPU, XLA's convolution inside a loop runs
+#: 20-50x slower than im2col (jax-ml/jax#12868): one call of ResNet-20's 2 gradient steps took 28-143 s at batch 128,
+#: where its probes at batch 8 read 418 / 376 (im2col) against 2,870 / 3,780 ms (XLA) at n = 4
+#: (``benchmarks/README.md``).
+#: Below batch 64 the probe's fixed costs hid the differences: LeNet-5 (CPU, batch 32, probe 2) read 43-108 ms for every
+#: candidate where the real batch separated them 5-12x, so nothing was dropped and four compiles were added.
 PROBE_DIVISOR = 16
 PROBE_MIN_BATCH = 4
 PROBE_PRUNE = 4.0
@@ -185,8 +186,8 @@ def resolve(candidates: dict, signature: dict, default: str, *, what: str, timer
       timer, repeats: see :func:`measure` (default timer: :data:`clock`).
       path: the cache file (default :func:`jaxgossip.cache.lowering_cache_path`).
       probes: ``{name: build}`` of the same candidates on a smaller batch (see :data:`PROBE_DIVISOR`), each called
-        once untimed and timed once first; a candidate whose probe took more than :data:`PROBE_PRUNE` times the fastest probe is not built
-        for the real batch, and a single survivor is taken without timing it again.
+        once untimed and timed once first; a candidate whose probe took more than :data:`PROBE_PRUNE` times the
+        fastest probe is not built for the real batch, and a single survivor is taken without timing it again.
 
     Returns:
       The record: ``{"choice": name, "by": "measurement" | "cache" | "platform", "ms": {name: ms} (measured)}``,
@@ -202,8 +203,8 @@ def resolve(candidates: dict, signature: dict, default: str, *, what: str, timer
         return record
     extra, probed = {}, ""
     if probes:
-        # one untimed call first: a program's first call after compiling carries one-time costs (LeNet-5 on 8 x 8
-        # digits, batch 4: 89 ms for a candidate whose next calls took a few ms)
+        # one untimed call first: a program's first call after compiling carries one-time costs (LeNetSmall on 8 x 8
+        # digits, batch 4: 89 ms for a candidate whose next calls took 1.6 ms)
         probe_times = measure({name: build() for name, build in probes.items()}, timer=timer or clock, repeats=1,
                               warmup=True, prune=float("inf"))
         fastest = min(probe_times.values())

@@ -41,6 +41,10 @@ def test_pricing_patterns_with_constant_compute():
     np.testing.assert_allclose([c.bits, c.seconds], [2 * (n - 1) * BITS, comp + NET.allreduce(n, BITS)], rtol=1e-6)
     c = pr.parameter_server(key, BITS, BITS / 2, b)
     np.testing.assert_allclose([c.bits, c.seconds], [n * 1.5 * BITS, comp + n * _msg(BITS) + n * _msg(BITS / 2)], rtol=1e-6)
+    uneven = pr.parameter_server(key, BITS, BITS / 2, b, up_total=n * BITS + 3.0)  # the uploads' exact sum, as given
+    np.testing.assert_allclose([uneven.bits, uneven.seconds], [n * BITS + 3.0 + n * BITS / 2, c.seconds], rtol=1e-9)
+    with pytest.raises(ValueError, match="up_total is the uploads' sum"):
+        pr.parameter_server(key, BITS, BITS / 2, b, up_total=jnp.full((n,), BITS))
     up = jnp.arange(1, n + 1, dtype=jnp.float32) * 1e4
     c = pr.star(key, up, BITS, b)
     np.testing.assert_allclose([c.bits, c.seconds], [float(up.sum()) + n * BITS,

@@ -39,7 +39,7 @@ What a step reads (``ctx``, a :class:`Context`)
     ``ctx.pricing.gossip(key, bits, batch)`` one gossip round (every worker sends one message of ``bits`` to each
     neighbour); :func:`gossip_rounds` ``(key, ctx, *bits)`` several rounds in one step;
     ``ctx.pricing.allreduce(key, bits, batch)`` a ring AllReduce; ``ctx.pricing.parameter_server(key, up_bits,
-    down_bits, batch)``; ``ctx.pricing.star(key, up_bits, down_bits, batch)`` per-worker upload sizes;
+    down_bits, batch)`` (``up_total=``: the uploads' exact sum where they differ by worker, ``up_bits`` their mean); ``ctx.pricing.star(key, up_bits, down_bits, batch)`` per-worker upload sizes;
     :func:`peer_message` ``(key, ctx, bits)`` one message to one chosen peer. :data:`FLOAT_BITS` is 32.
   * ``ctx.t``: the 0-based step counter (traced).
 
